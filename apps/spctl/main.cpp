@@ -1,0 +1,8 @@
+#include <iostream>
+
+#include "saltpeter/version.hpp"
+
+int main() {
+    std::cout << "spctl " << saltpeter::version() << "\n";
+    return 0;
+}
