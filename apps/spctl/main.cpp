@@ -1,8 +1,4 @@
-#include <iostream>
+// spctl: the operator's command line for saltpeter. The commands live in cmd_*.cpp.
+#include "spctl.hpp"
 
-#include "saltpeter/version.hpp"
-
-int main() {
-    std::cout << "spctl " << saltpeter::version() << "\n";
-    return 0;
-}
+int main(int argc, char** argv) { return spctl::run(argc, argv); }

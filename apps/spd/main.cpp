@@ -1,8 +1,19 @@
-#include <iostream>
+// spd: only version and help so far; the rest is wired in as the daemon and agent are built.
+#include <CLI/CLI.hpp>
+#include <string>
 
 #include "saltpeter/version.hpp"
 
-int main() {
-    std::cout << "spd " << saltpeter::version() << "\n";
-    return 0;
+int main(int argc, char** argv) {
+    CLI::App app{"spd: the saltpeter daemon (schedules jobs and follows their runs)"};
+    app.set_version_flag("--version", "spd " + std::string(saltpeter::version()));
+    app.require_subcommand(0, 0);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+    std::cerr << app.help();
+    return 2;
 }

@@ -1,0 +1,36 @@
+#include "spctl.hpp"
+
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "saltpeter/version.hpp"
+
+namespace spctl {
+
+int run(int argc, char** argv) {
+    CLI::App app{"spctl: operate saltpeter, the distributed cron for Salt fleets"};
+    app.set_version_flag("--version", "spctl " + std::string(saltpeter::version()));
+    app.require_subcommand(1);
+    Context ctx;
+    register_validate(app, ctx);
+    register_next(app, ctx);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);  // prints the message and the usage hint
+        return k_exit_usage;
+    } catch (const std::exception& e) {
+        std::cerr << "spctl: " << e.what() << "\n";
+        return k_exit_failure;
+    }
+    return ctx.exit_code;
+}
+
+}  // namespace spctl
