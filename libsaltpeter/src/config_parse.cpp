@@ -278,8 +278,10 @@ public:
                 c.warning(key, key.Scalar(),
                           "key given twice (first on line " + std::to_string(where(m_items[found->second].key_node).line) +
                               "); the later value is used");
-                m_items[found->second].value = it->second;
-                m_items[found->second].key_node = key;
+                // Re-point the index instead of assigning: YAML::Node::operator= would rewrite the
+                // document's own nodes.
+                found->second = m_items.size();
+                m_items.push_back(Entry{key.Scalar(), key, it->second});
                 continue;
             }
             m_index.emplace(key.Scalar(), m_items.size());

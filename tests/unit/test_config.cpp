@@ -544,6 +544,17 @@ TEST_CASE("a job defined twice in one file keeps the first") {
     CHECK(fc.problems[0].message.find("lines 1 and 9") != std::string::npos);
 }
 
+TEST_CASE("a key given twice in a job: a warning, and the later value is used") {
+    const FileConfig fc = parse_config(job_yaml("j", "  retries: 1\n  retries: 4\n"), "a.yaml");
+    REQUIRE(fc.jobs.size() == 1);
+    CHECK(fc.jobs[0].retries == 4);
+    REQUIRE(fc.problems.size() == 1);
+    CHECK(fc.problems[0].severity == Problem::Severity::warning);
+    CHECK(fc.problems[0].field == "retries");
+    CHECK(fc.problems[0].line == 10);
+    CHECK(fc.problems[0].message.find("first on line 9") != std::string::npos);
+}
+
 TEST_CASE("Problem::to_string leaves out unknown parts") {
     Problem p;
     p.file = "a.yaml";
