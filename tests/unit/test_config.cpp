@@ -990,3 +990,23 @@ TEST_CASE("DST conflicts: fixed wall times in a gap or an overlap are found") {
     const auto utc_spans = config_detail::spans_between(TimeZone::utc(), spring, autumn);
     CHECK(utc_spans.size() == 1);
 }
+
+TEST_CASE("sections that are not mappings are errors on their own line and set nothing") {
+    const FileConfig fc =
+        parse_config(job_yaml("j") + "saltpeter_config: verbose\nsaltpeter_maintenance: [db01]\n", "s.yaml");
+    REQUIRE(fc.jobs.size() == 1);
+    CHECK(fc.settings_keys.empty());
+    CHECK(fc.maintenance_keys.empty());
+    const Problem* s = find_problem(fc.problems, "saltpeter_config");
+    REQUIRE(s != nullptr);
+    CHECK(s->line == 9);
+    CHECK(s->job.empty());
+    CHECK(s->message.find("got 'verbose'") != std::string::npos);
+    const Problem* m = find_problem(fc.problems, "saltpeter_maintenance");
+    REQUIRE(m != nullptr);
+    CHECK(m->line == 10);
+    const LoadResult r = merge_configs({fc});
+    CHECK(r.config.settings.logdir == "/var/log/saltpeter");
+    CHECK_FALSE(r.config.maintenance.global);
+    CHECK(r.error_count() == 2);
+}
