@@ -65,7 +65,11 @@ struct Notify {
     std::string webhook;
 };
 
+/// One job of the config (PROTOCOL.md 2.6 plus 5.6/5.7); every member holds its default until set.
 struct Job {
+    /// A job firing on `expr` with every other key at its default (CronExpression has no default).
+    explicit Job(CronExpression expr) : schedule(std::move(expr)) {}
+
     std::string name;
     std::string group;  ///< the file name without its extension
     std::string file;   ///< the file it came from (as given to the loader)
@@ -109,8 +113,8 @@ struct Job {
 
 struct ApiToken {
     std::string name;
-    std::string token;       ///< the secret itself, or read from token_file
-    std::string token_file;
+    std::string token;       ///< the secret itself; empty when token_file is given
+    std::string token_file;  ///< read by the API server at start-up (parsing stays pure)
     std::string role = "read";  ///< read | operate
 };
 
@@ -172,21 +176,31 @@ struct Maintenance {
     bool global_active(SysSeconds now) const noexcept;
 };
 
+/// One key a file sets in `saltpeter_config` or `saltpeter_maintenance`, and where.
+struct SectionKey {
+    std::string name;
+    int line = 0;  ///< 1-based line of the key
+};
+
 /// What one YAML file contributes.
 struct FileConfig {
     std::string origin;     ///< file name as given
     bool readable = true;   ///< false when the YAML itself is broken (no jobs taken from it)
     std::vector<Job> jobs;  ///< the valid jobs, in file order
-    /// saltpeter_config keys this file sets, applied in order by apply_settings().
-    std::vector<std::string> settings_keys;
+    /// saltpeter_config keys this file sets with a valid value, in file order; their values are
+    /// in settings_patch. Keys with a bad value are reported and left out (the default stays).
+    std::vector<SectionKey> settings_keys;
+    std::shared_ptr<const Settings> settings_patch;
+    /// saltpeter_maintenance keys ("global", "machines") this file sets with a valid value; their
+    /// values are in `maintenance`.
+    std::vector<SectionKey> maintenance_keys;
     std::optional<Maintenance> maintenance;
     std::vector<Problem> problems;
 
-    /// Applies this file's saltpeter_config keys onto `settings`.
+    /// Copies the values of this file's saltpeter_config keys onto `settings` (later file wins).
     void apply_settings(Settings& settings) const;
-
-    // Parsed values of the keys in settings_keys (kept as a private patch).
-    std::shared_ptr<const Settings> settings_patch;
+    /// Copies this file's saltpeter_maintenance keys onto `maintenance` (later file wins).
+    void apply_maintenance(Maintenance& maintenance) const;
 };
 
 /// The effective configuration.
