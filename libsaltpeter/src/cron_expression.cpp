@@ -134,9 +134,10 @@ struct CronParser {
     }
 
     Result<int> step(std::string_view text) const {
-        if (!all_digits(text)) return error(text, "is not a number (a step must be a whole number)");
+        const std::string name = spec().name;
+        if (!all_digits(text)) return Error{"field '" + name + "': step '" + std::string(text) + "' is not a number", name};
         const int v = to_int(text);
-        if (v < 1) return Error{"field '" + std::string(spec().name) + "': step '" + std::string(text) + "' must be at least 1", spec().name};
+        if (v < 1) return Error{"field '" + name + "': step '" + std::string(text) + "' must be at least 1", name};
         return v;
     }
 
