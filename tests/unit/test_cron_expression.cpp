@@ -566,15 +566,17 @@ TEST_CASE("cron next_after agrees with a brute-force reference") {
             const RandomExpr re = random_expr(rng);
             const CronExpression e = must_parse(re.text);
             // Start near a zone transition, near a month end, or anywhere.
-            const int kind = std::uniform_int_distribution<int>(0, 2)(rng);
+            const int kind = std::uniform_int_distribution<int>(0, 3)(rng);
             const int year = std::uniform_int_distribution<int>(1971, 2098)(rng);
             const std::int64_t day_in_year = std::uniform_int_distribution<std::int64_t>(0, 364)(rng);
             const std::int64_t back = std::uniform_int_distribution<std::int64_t>(0, 2 * 86400)(rng);
             SysSeconds t{seconds{(days_from_civil(year, 1, 1) + day_in_year) * 86400 +
                                  std::uniform_int_distribution<std::int64_t>(0, 86399)(rng)}};
-            if (kind == 0) {
+            if (kind == 0 || kind == 3) {
+                // kind 3 starts just after a change, inside the repeated hour of a fall-back.
                 const ZoneSpan s = z.span_at(t);
-                if (s.end < SysSeconds{seconds{days_from_civil(2099, 1, 1) * 86400}}) t = s.end - seconds{back};
+                if (s.end < SysSeconds{seconds{days_from_civil(2099, 1, 1) * 86400}})
+                    t = kind == 0 ? s.end - seconds{back} : s.end + seconds{back % 5400};
             } else if (kind == 1) {
                 const unsigned month = std::uniform_int_distribution<unsigned>(1, 12)(rng);
                 t = SysSeconds{seconds{days_from_civil(year, month, days_in_month(year, month)) * 86400 + 86400 - back}};
