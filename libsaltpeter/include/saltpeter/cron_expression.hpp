@@ -32,6 +32,15 @@ public:
     /// Parses seven space-separated fields or one of @yearly @annually @monthly @weekly @daily
     /// @midnight @hourly. Errors name the field, the token and why, e.g.
     /// "field 'dow': '8' is out of range 0-7"; Error::field holds the field name ("dow").
+    ///
+    /// Each field takes '*', 'a', 'a-b', '*/n', 'a-b/n', 'a/n' (a up to the field's maximum) and
+    /// comma lists; mon takes JAN..DEC and dow SUN..SAT in any case. dow is 0-7 with 0 and 7 both
+    /// Sunday ('5-7' and 'FRI-SUN' are Friday to Sunday; '*' and '*/n' cover 0-6). dom also takes
+    /// '?', 'L', 'L-n' (n = 0..30 days before the last), 'dW' (nearest weekday to day d inside the
+    /// month; a 'dW' past the month's end, like a plain 'd', does not fire) and 'LW'; dow also takes
+    /// '?', 'wL'/'FRIL' (last weekday w of the month) and 'w#n'/'MON#n' (n = 1..5). year is 1970-2099.
+    /// When the dom and dow texts are both something other than exactly '*' or '?', a day matches
+    /// if either matches (Vixie cron); otherwise the restricted one alone decides.
     static Result<CronExpression> parse(std::string_view text);
     /// The same from separate field texts.
     static Result<CronExpression> from_fields(const Fields& fields);
