@@ -55,8 +55,9 @@ constexpr const char* k_whitespace = " \t\n\r\v\f";
 
 // The instants outside which nothing can fire: wall years are 1970..2099 and no zone is more
 // than a day away from UTC, so clamping keeps the arithmetic far from SysSeconds::min()/max().
-const SysSeconds k_search_begin{seconds{(days_from_civil(1969, 12, 29)) * 86400}};
-const SysSeconds k_search_end{seconds{(days_from_civil(2100, 1, 3)) * 86400}};
+// Literals rather than days_from_civil() calls so they are usable during static initialisation.
+constexpr SysSeconds k_search_begin{seconds{-259'200}};       // 1969-12-29 00:00:00 UTC
+constexpr SysSeconds k_search_end{seconds{4'102'617'600}};     // 2100-01-03 00:00:00 UTC
 
 std::string_view trim(std::string_view s) {
     const auto b = s.find_first_not_of(k_whitespace);
@@ -97,7 +98,6 @@ inline unsigned next_bit(std::uint64_t mask, unsigned from) noexcept {
 struct CronParser {
     CronExpression expr;
     int field = 0;
-    std::string_view field_text;
 
     Error error(std::string_view token, const std::string& why) const {
         const std::string name = k_specs[static_cast<std::size_t>(field)].name;
@@ -221,7 +221,6 @@ struct CronParser {
 
     // Parses one field's text into `bits` (bit i = value lo + i).
     Status parse_field(std::string_view text, std::bitset<131>& bits) {
-        field_text = text;
         if (text.empty()) return Error{"field '" + std::string(spec().name) + "': the field is empty", spec().name};
         if (text == "?") {
             if (field != k_dom && field != k_dow) return error(text, "is only allowed in dom and dow");

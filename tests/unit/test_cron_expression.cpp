@@ -375,6 +375,21 @@ TEST_CASE("cron follows_real_time is about the hour field only") {
     CHECK_FALSE(must_parse("@daily").follows_real_time());
 }
 
+TEST_CASE("cron search bounds are the calendar dates they claim") {
+    // next_after clamps to these instants; a wrong literal would show up here.
+    CHECK(show(must_parse("0 0 0 * * * *").next_after(utc("1969-12-28 00:00:00"), TimeZone::utc())) == "1970-01-01 00:00:00");
+    CHECK(show(must_parse("59 59 23 31 12 * 2099").next_after(utc("2099-12-31 23:59:58"), TimeZone::utc())) ==
+          "2099-12-31 23:59:59");
+    CHECK(show(must_parse("0 0 0 * * * *").next_after(SysSeconds::min(), TimeZone::utc())) == "1970-01-01 00:00:00");
+    CHECK(show(must_parse("0 0 0 * * * *").next_after(SysSeconds::max(), TimeZone::utc())) == "none");
+    const TimeZone berlin = zone("Europe/Berlin");
+    CHECK(show(must_parse("0 0 0 * * * *").next_after(SysSeconds::min(), berlin)) == "1969-12-31 23:00:00");
+    CHECK(show(must_parse("0 0 * * * * *").next_after(SysSeconds::min(), berlin)) == "1969-12-31 23:00:00");
+    CHECK(show(must_parse("0 0 * * * * *").next_after(SysSeconds::max(), berlin)) == "none");
+    CHECK(days_from_civil(1969, 12, 29) * 86400 == -259'200);
+    CHECK(days_from_civil(2100, 1, 3) * 86400 == 4'102'617'600);
+}
+
 TEST_CASE("cron matches checks every field") {
     const auto e = must_parse("15 30 2 L-1 * * 2025");
     CHECK(e.matches(CivilTime{2025, 2, 27, 2, 30, 15}));
