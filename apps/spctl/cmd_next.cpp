@@ -62,13 +62,12 @@ Result<saltpeter::TimeZone> zone_override(const NextOptions& opts, const saltpet
     return saltpeter::TimeZone::locate(opts.tz);
 }
 
-int run_expression(const NextOptions& opts) {
-    auto expr = saltpeter::CronExpression::parse(opts.expr);
-    if (!expr) {
-        std::cerr << "spctl next: " << expr.error().message << "\n";
-        return k_exit_failure;
-    }
-    auto zone = zone_override(opts, saltpeter::TimeZone::utc());
+// Resolves the zone (--tz over `default_zone`) and the start (--from), then lists the fire
+// times into `times`. Returns the exit code of a failure, or nullopt.
+std::optional<int> list_fire_times(const NextOptions& opts, const saltpeter::CronExpression& expr,
+                                   const saltpeter::TimeZone& default_zone, const std::string& what,
+                                   std::vector<std::string>& times) {
+    auto zone = zone_override(opts, default_zone);
     if (!zone) {
         std::cerr << "spctl next: " << zone.error().message << "\n";
         return k_exit_failure;
@@ -78,7 +77,20 @@ int run_expression(const NextOptions& opts) {
         std::cerr << "spctl next: " << from.error().message << "\n";
         return k_exit_usage;
     }
-    const auto times = fire_times(*expr, *zone, *from, opts.count, "expression '" + opts.expr + "'");
+    times = fire_times(expr, *zone, *from, opts.count, what);
+    return std::nullopt;
+}
+
+int run_expression(const NextOptions& opts) {
+    auto expr = saltpeter::CronExpression::parse(opts.expr);
+    if (!expr) {
+        std::cerr << "spctl next: " << expr.error().message << "\n";
+        return k_exit_failure;
+    }
+    std::vector<std::string> times;
+    if (auto failed = list_fire_times(opts, *expr, saltpeter::TimeZone::utc(), "expression '" + opts.expr + "'", times)) {
+        return *failed;
+    }
     if (opts.json) {
         print_json_array(times);
         std::cout << "\n";
@@ -114,17 +126,10 @@ int run_jobs(const NextOptions& opts) {
     if (opts.json && !single) std::cout << "{";
     bool first = true;
     for (const saltpeter::Job* job : jobs) {
-        auto zone = zone_override(opts, job->zone);
-        if (!zone) {
-            std::cerr << "spctl next: " << zone.error().message << "\n";
-            return k_exit_failure;
+        std::vector<std::string> times;
+        if (auto failed = list_fire_times(opts, job->schedule, job->zone, "job '" + job->name + "'", times)) {
+            return *failed;
         }
-        auto from = start_time(opts, *zone);
-        if (!from) {
-            std::cerr << "spctl next: " << from.error().message << "\n";
-            return k_exit_usage;
-        }
-        const auto times = fire_times(job->schedule, *zone, *from, opts.count, "job '" + job->name + "'");
         if (opts.json) {
             if (!single) std::cout << (first ? "" : ", ") << '"' << job->name << "\": ";
             print_json_array(times);
