@@ -47,6 +47,7 @@ struct TestPeer::Impl {
     int connections = 0;
     bool nacked = false;
     std::set<Hdl, std::owner_less<Hdl>> open;
+    std::set<Hdl, std::owner_less<Hdl>> closed_by_us;  // frames still arriving on these are ignored
     Hdl newest;
 
     void send(Hdl hdl, const proto::ServerMessage& m) {
@@ -69,6 +70,7 @@ struct TestPeer::Impl {
     void on_message(Hdl hdl, Server::message_ptr msg) {
         const std::string& text = msg->get_payload();
         std::unique_lock<std::mutex> lock(mutex);
+        if (closed_by_us.count(hdl)) return;
         if (script.fast && text.compare(0, 18, "{\"type\":\"output\",\"") == 0) {
             ++outputs_received;
             output_bytes += static_cast<long long>(text.size());
@@ -110,6 +112,7 @@ struct TestPeer::Impl {
                 if (n == outputs_received) close_now = true;
             if (close_now) {
                 // The frame is lost with the connection: not stored, not acked.
+                closed_by_us.insert(hdl);
                 lock.unlock();
                 websocketpp::lib::error_code ec;
                 server.close(hdl, websocketpp::close::status::going_away, "scripted close", ec);
