@@ -5,6 +5,11 @@ find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
+# The wrapper's WebSocket client (and the test peer): header-only Asio from Boost 1.74 (Boost.System
+# is header-only since 1.69) and websocketpp 0.8.2; OpenSSL for wss://.
+find_package(Boost 1.74 REQUIRED)
+find_package(websocketpp REQUIRED)
+find_package(OpenSSL REQUIRED)
 if(SALTPETER_BUILD_TESTS)
   find_package(doctest REQUIRED)
   include(doctest)                     # doctest_discover_tests

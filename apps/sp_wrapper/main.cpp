@@ -1,19 +1,15 @@
-// sp_wrapper: only version and help so far; the rest is wired in as the daemon and agent are built.
-#include <CLI/CLI.hpp>
-#include <string>
+// sp_wrapper: what Salt starts on every target; runs one job and streams it to spd.
+// The wiring (flags, detaching) lives in wrapper_cli.cpp, the agent in libsaltpeter.
+#include <exception>
+#include <iostream>
 
-#include "saltpeter/version.hpp"
+#include "wrapper_cli.hpp"
 
 int main(int argc, char** argv) {
-    CLI::App app{"sp_wrapper: runs one saltpeter job on this machine and streams it to spd"};
-    app.set_version_flag("--version", "sp_wrapper " + std::string(saltpeter::version()));
-    app.require_subcommand(0, 0);
     try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);
-        return code == 0 ? 0 : 2;
+        return sp_wrapper::run_cli(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "sp_wrapper: " << e.what() << "\n";
+        return 1;
     }
-    std::cerr << app.help();
-    return 2;
 }

@@ -1,0 +1,279 @@
+#include "test_peer.hpp"
+
+#include <websocketpp/config/asio_no_tls.hpp>
+#include <websocketpp/server.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "saltpeter/protocol.hpp"
+
+namespace saltpeter::test {
+namespace {
+using Server = websocketpp::server<websocketpp::config::asio>;
+using Hdl = websocketpp::connection_hdl;
+namespace proto = saltpeter::protocol;
+
+std::string now_ts() { return proto::format_timestamp(std::chrono::system_clock::now()); }
+
+// Benchmark mode: the seq of an output frame without a full JSON parse (our wrapper puts seq
+// after data, so the last unescaped "seq": is the field).
+long fast_seq(const std::string& text) {
+    auto pos = text.rfind("\"seq\":");
+    while (pos != std::string::npos && pos > 0 && text[pos - 1] == '\\') pos = text.rfind("\"seq\":", pos - 1);
+    if (pos == std::string::npos) return -1;
+    return std::strtol(text.c_str() + pos + 6, nullptr, 10);
+}
+}  // namespace
+
+struct TestPeer::Impl {
+    Server server;
+    std::thread thread;
+    int port = 0;
+    mutable std::mutex mutex;
+    PeerScript script;
+    std::chrono::steady_clock::time_point refuse_until{};
+    std::vector<std::string> frames;
+    std::vector<std::string> types;
+    std::string stored;
+    long expected = 0;
+    long outputs_received = 0;
+    long long output_bytes = 0;
+    std::optional<int> retcode;
+    int connections = 0;
+    bool nacked = false;
+    std::set<Hdl, std::owner_less<Hdl>> open;
+    std::set<Hdl, std::owner_less<Hdl>> closed_by_us;  // frames still arriving on these are ignored
+    Hdl newest;
+
+    void send(Hdl hdl, const proto::ServerMessage& m) {
+        websocketpp::lib::error_code ec;
+        server.send(hdl, proto::serialize(m), websocketpp::frame::opcode::text, ec);
+    }
+
+    void send_ack_later(Hdl hdl, proto::Ack ack, int delay_ms) {
+        if (delay_ms <= 0) {
+            send(hdl, ack);
+            return;
+        }
+        auto timer = std::make_shared<boost::asio::steady_timer>(server.get_io_service());
+        timer->expires_after(std::chrono::milliseconds(delay_ms));
+        timer->async_wait([this, hdl, ack, timer](const boost::system::error_code& ec) {
+            if (!ec) send(hdl, ack);
+        });
+    }
+
+    void on_message(Hdl hdl, Server::message_ptr msg) {
+        const std::string& text = msg->get_payload();
+        std::unique_lock<std::mutex> lock(mutex);
+        if (closed_by_us.count(hdl)) return;
+        if (script.fast && text.compare(0, 18, "{\"type\":\"output\",\"") == 0) {
+            ++outputs_received;
+            output_bytes += static_cast<long long>(text.size());
+            const long seq = fast_seq(text);
+            if (seq >= expected) expected = seq + 1;
+            proto::Ack ack{proto::AckType::output, now_ts(), seq, std::nullopt, std::nullopt};
+            lock.unlock();
+            send(hdl, ack);
+            return;
+        }
+        frames.push_back(text);
+        auto parsed = proto::parse_wrapper_frame(text);
+        if (!parsed) {
+            types.push_back("invalid");
+            return;
+        }
+        types.emplace_back(proto::type_name(*parsed));
+        if (auto* c = std::get_if<proto::Connect>(&*parsed)) {
+            (void)c;
+            proto::Ack ack{proto::AckType::connect, now_ts(), std::nullopt, std::nullopt, std::nullopt};
+            if (script.proto2) {
+                ack.proto = 2;
+                ack.last_seq = expected - 1;
+            } else {
+                expected = 0;  // the original server resets its expectation on connect
+            }
+            lock.unlock();
+            send(hdl, ack);
+        } else if (std::get_if<proto::Start>(&*parsed)) {
+            if (!script.ack_start) return;
+            lock.unlock();
+            send(hdl, proto::Ack{proto::AckType::start, now_ts(), std::nullopt, std::nullopt, std::nullopt});
+        } else if (auto* o = std::get_if<proto::Output>(&*parsed)) {
+            ++outputs_received;
+            output_bytes += static_cast<long long>(o->data.size());
+            const long seq = o->seq ? static_cast<long>(*o->seq) : -1;
+            bool close_now = false;
+            for (long n : script.close_after_outputs)
+                if (n == outputs_received) close_now = true;
+            if (close_now) {
+                // The frame is lost with the connection: not stored, not acked.
+                closed_by_us.insert(hdl);
+                lock.unlock();
+                websocketpp::lib::error_code ec;
+                server.close(hdl, websocketpp::close::status::going_away, "scripted close", ec);
+                return;
+            }
+            if (seq == script.nack_seq_once && !nacked) {
+                nacked = true;
+                lock.unlock();
+                send(hdl, proto::Nack{"out_of_order", expected, seq, now_ts()});
+                return;
+            }
+            if (seq > expected) {
+                const long exp = expected;
+                lock.unlock();
+                send(hdl, proto::Nack{"out_of_order", exp, seq, now_ts()});
+                return;
+            }
+            if (seq == expected) {
+                stored += o->data;
+                ++expected;
+            }
+            if (!script.ack_outputs) return;
+            const int delay = script.ack_delay_ms;
+            lock.unlock();
+            send_ack_later(hdl, proto::Ack{proto::AckType::output, now_ts(), seq, std::nullopt, std::nullopt}, delay);
+        } else if (std::get_if<proto::SyncRequest>(&*parsed)) {
+            const long last = expected - 1;
+            lock.unlock();
+            send(hdl, proto::SyncResponse{last, now_ts()});
+        } else if (auto* c2 = std::get_if<proto::Complete>(&*parsed)) {
+            if (script.job_not_found) {
+                lock.unlock();
+                send(hdl, proto::ServerError{"JOB_NOT_FOUND", "Job no longer exists on server (stopped or restarted)"});
+                websocketpp::lib::error_code ec;
+                server.close(hdl, websocketpp::close::status::normal, "", ec);
+                return;
+            }
+            if (!retcode) retcode = c2->retcode;
+            if (!script.ack_complete) return;
+            lock.unlock();
+            send(hdl, proto::Ack{proto::AckType::complete, now_ts(), c2->seq, std::nullopt, std::nullopt});
+        }
+    }
+};
+
+TestPeer::TestPeer(PeerScript script) : m_impl(std::make_unique<Impl>()) {
+    auto& s = m_impl->server;
+    m_impl->script = script;
+    s.clear_access_channels(websocketpp::log::alevel::all);
+    s.clear_error_channels(websocketpp::log::elevel::all);
+    s.init_asio();
+    s.set_reuse_addr(true);
+    s.set_max_message_size(64 * 1024 * 1024);
+    Impl* impl = m_impl.get();
+    s.set_validate_handler([impl](Hdl) {
+        std::lock_guard<std::mutex> lock(impl->mutex);
+        return std::chrono::steady_clock::now() >= impl->refuse_until;
+    });
+    s.set_open_handler([impl](Hdl hdl) {
+        std::lock_guard<std::mutex> lock(impl->mutex);
+        ++impl->connections;
+        impl->open.insert(hdl);
+        impl->newest = hdl;
+    });
+    s.set_close_handler([impl](Hdl hdl) {
+        std::lock_guard<std::mutex> lock(impl->mutex);
+        impl->open.erase(hdl);
+    });
+    s.set_message_handler([impl](Hdl hdl, Server::message_ptr msg) { impl->on_message(hdl, msg); });
+    s.listen(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    s.start_accept();
+    websocketpp::lib::asio::error_code ec;
+    m_impl->port = s.get_local_endpoint(ec).port();
+    m_impl->thread = std::thread([impl] { impl->server.run(); });
+}
+
+TestPeer::~TestPeer() {
+    Impl* impl = m_impl.get();
+    boost::asio::post(impl->server.get_io_service(), [impl] {
+        websocketpp::lib::error_code ec;
+        impl->server.stop_listening(ec);
+        for (const auto& h : impl->open) impl->server.close(h, websocketpp::close::status::going_away, "", ec);
+        impl->server.stop();
+    });
+    m_impl->thread.join();
+}
+
+int TestPeer::port() const { return m_impl->port; }
+std::string TestPeer::url() const { return "ws://127.0.0.1:" + std::to_string(m_impl->port); }
+
+void TestPeer::set_script(const PeerScript& script) {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    m_impl->script = script;
+}
+
+void TestPeer::refuse_for(std::chrono::milliseconds d) {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    m_impl->refuse_until = std::chrono::steady_clock::now() + d;
+}
+
+void TestPeer::send_kill() {
+    Impl* impl = m_impl.get();
+    boost::asio::post(impl->server.get_io_service(), [impl] {
+        Hdl h;
+        {
+            std::lock_guard<std::mutex> lock(impl->mutex);
+            h = impl->newest;
+        }
+        impl->send(h, proto::Kill{proto::Envelope{"", "", "", now_ts()}});
+    });
+}
+
+void TestPeer::close_all() {
+    Impl* impl = m_impl.get();
+    boost::asio::post(impl->server.get_io_service(), [impl] {
+        std::set<Hdl, std::owner_less<Hdl>> all;
+        {
+            std::lock_guard<std::mutex> lock(impl->mutex);
+            all = impl->open;
+        }
+        websocketpp::lib::error_code ec;
+        for (const auto& h : all) impl->server.close(h, websocketpp::close::status::going_away, "", ec);
+    });
+}
+
+std::vector<std::string> TestPeer::frames() const {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    return m_impl->frames;
+}
+std::vector<std::string> TestPeer::frame_types() const {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    return m_impl->types;
+}
+std::string TestPeer::output() const {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    return m_impl->stored;
+}
+std::optional<int> TestPeer::retcode() const {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    return m_impl->retcode;
+}
+long TestPeer::output_frames() const {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    return m_impl->outputs_received;
+}
+long long TestPeer::output_bytes() const {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    return m_impl->output_bytes;
+}
+int TestPeer::connections() const {
+    std::lock_guard<std::mutex> lock(m_impl->mutex);
+    return m_impl->connections;
+}
+
+bool TestPeer::wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) const {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return pred();
+}
+
+}  // namespace saltpeter::test
