@@ -1,19 +1,4 @@
-// spd: only version and help so far; the rest is wired in as the daemon and agent are built.
-#include <CLI/CLI.hpp>
-#include <string>
+// spd: the saltpeter daemon. The wiring lives in spd_app.cpp.
+#include "spd_app.hpp"
 
-#include "saltpeter/version.hpp"
-
-int main(int argc, char** argv) {
-    CLI::App app{"spd: the saltpeter daemon (schedules jobs and follows their runs)"};
-    app.set_version_flag("--version", "spd " + std::string(saltpeter::version()));
-    app.require_subcommand(0, 0);
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);
-        return code == 0 ? 0 : 2;
-    }
-    std::cerr << app.help();
-    return 2;
-}
+int main(int argc, char** argv) { return spd::run(argc, argv); }

@@ -128,7 +128,9 @@ struct Settings {
     std::uint16_t machines_ws_port = 8889;
     std::string machines_ws_bind_addr = "0.0.0.0";
     std::string default_saltpeter_server_host;  ///< empty = this host's name
-    std::string default_wrapper_path = "/usr/local/bin/sp_wrapper";
+    /// empty = the transport's default: /usr/local/bin/sp_wrapper through Salt, the sp_wrapper
+    /// installed beside spd with the local transport
+    std::string default_wrapper_path;
     std::string default_wrapper_loglevel = "normal";
     std::string default_wrapper_logdir = "/var/log/sp_wrapper";
     std::string elasticsearch;

@@ -1,0 +1,124 @@
+#include "spd_app.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <iostream>
+#include <string>
+
+#include "saltpeter/daemon.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/version.hpp"
+
+namespace spd {
+
+namespace {
+
+// The exit code of `spd --run-once`: 0 when every target succeeded, else the highest target
+// code as a process status (negative codes become 1).
+int run_once_status(const saltpeter::RunRecord& run) {
+    if (run.success()) return 0;
+    int status = 1;
+    for (const auto& [machine, t] : run.targets) {
+        if (t.retcode && *t.retcode > 0) status = std::max(status, std::min(*t.retcode, 255));
+    }
+    return status;
+}
+
+void print_run(const saltpeter::RunRecord& run) {
+    for (const auto& [machine, t] : run.targets) {
+        const int code = t.retcode.value_or(-1);
+        std::cout << "===== " << machine << ": exit " << code << " (" << saltpeter::ExitCodeMapper::meaning(code)
+                  << ")\n"
+                  << t.output;
+        if (!t.output.empty() && t.output.back() != '\n') std::cout << "\n";
+    }
+    std::cout << "===== " << run.instance << ": " << (run.success() ? "success" : "failed") << " ("
+              << run.total() - run.failed() << "/" << run.total() << " targets)\n";
+    std::cout.flush();
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+    CLI::App app{"spd: the saltpeter daemon (schedules jobs and follows their runs)"};
+    app.set_version_flag("--version", "spd " + std::string(saltpeter::version()));
+    saltpeter::DaemonOptions options;
+    std::string log_level = "info";
+    std::string run_once;
+    app.add_option("-c,--configdir", options.config_dir, "Config directory")->capture_default_str();
+    app.add_option("--transport", options.transport, "How minions are reached: local")
+        ->check(CLI::IsMember({"local", "salt-cli", "salt-api"}))
+        ->capture_default_str();
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+        ->capture_default_str();
+    app.add_option("--run-once", run_once,
+                   "Run this job now, print each target's output and exit with 0 when every target succeeded, "
+                   "else the highest exit code (no scheduling)");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+
+    auto logger = spdlog::stderr_color_mt("spd");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(spdlog::level::from_str(log_level));
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+    options.schedule = run_once.empty();
+    boost::asio::io_context io;
+    saltpeter::Daemon daemon(io, options);
+    int exit_code = 0;
+    try {
+        auto started = daemon.start();
+        if (!started) {
+            spdlog::critical("cannot start: {}", started.error().message);
+            return 1;
+        }
+        boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+        std::function<void(const boost::system::error_code&, int)> on_signal =
+            [&](const boost::system::error_code& ec, int signal) {
+                if (ec) return;
+                if (signal == SIGHUP) {
+                    spdlog::info("SIGHUP: reloading the configuration");
+                    daemon.reload();
+                    signals.async_wait(on_signal);
+                    return;
+                }
+                spdlog::info("{}: stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+                daemon.stop();
+                signals.cancel();
+                io.stop();
+            };
+        signals.async_wait(on_signal);
+        if (!run_once.empty()) {
+            daemon.set_on_run_finished([&](const saltpeter::RunRecord& run) {
+                print_run(run);
+                exit_code = run_once_status(run);
+                daemon.stop();
+                signals.cancel();
+                io.stop();
+            });
+            auto instance = daemon.run_now(run_once);
+            if (!instance) {
+                spdlog::critical("cannot run '{}': {}", run_once, instance.error().message);
+                return 1;
+            }
+        }
+        io.run();
+    } catch (const std::exception& e) {
+        spdlog::critical("fatal: {}", e.what());
+        return 1;
+    }
+    return exit_code;
+}
+
+}  // namespace spd

@@ -1,0 +1,57 @@
+#pragma once
+// Daemon: spd composed from the library's parts — config loader, Scheduler, the dispatch policy
+// (maintenance, overlap), executors, SaltTransport, MachineHub, RunTracker and the per-job log
+// files. Tools that embed saltpeter can run one on their own io_context. Io thread only.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "saltpeter/result.hpp"
+#include "saltpeter/run_tracker.hpp"
+
+namespace saltpeter {
+
+struct DaemonOptions {
+    std::string config_dir = "/etc/saltpeter";
+    std::string transport = "local";  ///< local (more with the Salt transports)
+    bool schedule = true;             ///< false: only run_now() starts runs (spd --run-once)
+};
+
+class Daemon {
+public:
+    Daemon(boost::asio::io_context& io, DaemonOptions options);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    /// Loads the configuration, prepares logdir and the wrapper secret, binds the machines port
+    /// and starts scheduling. Errors name what failed (unreadable config dir, port in use, ...).
+    Status start();
+    /// Re-reads the configuration (SIGHUP); broken files keep their last good version.
+    void reload();
+    /// No new runs; closes the sockets and stops the timers. Running wrappers finish on their own.
+    void stop();
+
+    /// Starts a run of `job` now (same policies as a scheduled firing). Returns the instance id,
+    /// or an Error saying why not (unknown job, maintenance, already running and forbid).
+    Result<std::string> run_now(const std::string& job);
+    /// Kills the running instance(s) of `job`, or only `machine`. False when nothing runs.
+    bool kill_job(const std::string& job, const std::optional<std::string>& machine = std::nullopt);
+
+    /// The bound machines port (useful with port 0).
+    std::uint16_t machines_port() const noexcept;
+    /// Called after every finished run (e.g. to print results or to exit after --run-once).
+    void set_on_run_finished(std::function<void(const RunRecord&)> callback);
+    const RunTracker& tracker() const;
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace saltpeter

@@ -1,0 +1,56 @@
+#pragma once
+// Executor: starts one run of a job on its targets and stops it on request. WrapperExecutor
+// launches sp_wrapper through Salt and follows it over the MachineHub; LegacyExecutor runs the
+// command through Salt alone. Both report into the RunTracker. Io thread only.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "saltpeter/config.hpp"
+#include "saltpeter/run_tracker.hpp"
+#include "saltpeter/salt_transport.hpp"
+
+namespace saltpeter {
+
+class Executor {
+public:
+    virtual ~Executor() = default;
+    /// Opens `spec` in the tracker and launches it on the job's targets. Never throws for
+    /// target or Salt trouble: that becomes per-target results.
+    virtual void start(const Job& job, const RunSpec& spec) = 0;
+    /// Kills the whole run or one machine. False when there is nothing to kill.
+    virtual bool kill(const std::string& instance, const std::optional<std::string>& machine) = 0;
+};
+
+/// What the executors need from the daemon's settings, resolved once per (re)load.
+struct LaunchContext {
+    std::string websocket_url;       ///< ws://host:port the wrappers connect back to (wrapper mode)
+    std::string wrapper_path;        ///< default when the job has none
+    std::string wrapper_loglevel = "normal";
+    std::string wrapper_logdir = "/var/log/sp_wrapper";
+    std::string secret;              ///< HMAC key for per-target tokens; empty = no SP_TOKEN
+    Maintenance maintenance;
+    std::chrono::seconds ping_timeout{20};
+    std::chrono::seconds launch_timeout{30};
+    /// For jobs with their own saltpeter_server_host: ws or wss, and the machines port.
+    std::string websocket_scheme = "ws";
+    std::uint16_t machines_port = 8889;
+};
+
+std::unique_ptr<Executor> make_wrapper_executor(SaltTransport& transport, RunTracker& tracker,
+                                                std::function<const LaunchContext&()> context);
+std::unique_ptr<Executor> make_legacy_executor(SaltTransport& transport, RunTracker& tracker,
+                                               std::function<const LaunchContext&()> context);
+
+/// The SP_* environment of a wrapper launch in the original's order (PROTOCOL.md 2.3), then the
+/// job's env. The per-target SP_TOKEN and SP_MACHINE_ID are not included.
+std::vector<std::pair<std::string, std::string>> wrapper_environment(const Job& job, const RunSpec& spec,
+                                                                     const LaunchContext& context);
+
+/// True when `minion` is in maintenance at `now` (an id or a target expression entry).
+bool in_maintenance(const Maintenance& maintenance, const std::string& minion, SysSeconds now);
+
+}  // namespace saltpeter

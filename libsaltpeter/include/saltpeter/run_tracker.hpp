@@ -1,0 +1,116 @@
+#pragma once
+// RunTracker: the single owner of run state in spd. Executors open runs and add targets; the
+// MachineHub feeds it wrapper frames (it is the hub's listener); its timers give spd's verdicts:
+// no start within the startup window (254), silence past heartbeat_timeout (253), no completion
+// by timeout + grace (124), no completion within the kill grace (143). Every verdict is
+// replaced by real data if the wrapper reports later (PROTOCOL.md 5.2). One io thread.
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "saltpeter/machine_hub.hpp"
+#include "saltpeter/runs.hpp"
+
+namespace saltpeter {
+
+struct TrackerOptions {
+    std::chrono::milliseconds startup_timeout{30000};
+    std::chrono::milliseconds timeout_grace{30000};
+    std::chrono::milliseconds kill_grace{30000};
+    std::chrono::milliseconds kill_resend{1000};
+    std::size_t finished_runs_kept = 20;  ///< per job, in memory
+};
+
+/// What an executor says about a run it opens.
+struct RunSpec {
+    std::string instance;
+    std::string job;
+    std::string group;
+    Trigger trigger = Trigger::schedule;
+    std::optional<SysSeconds> scheduled;
+    std::chrono::seconds timeout{3600};            ///< 0 = unlimited
+    std::chrono::seconds heartbeat_timeout{15};
+};
+
+class RunTracker final : public HubListener {
+public:
+    RunTracker(boost::asio::io_context& io, TrackerOptions options, RunObserver& observer);
+    ~RunTracker() override;
+    RunTracker(const RunTracker&) = delete;
+    RunTracker& operator=(const RunTracker&) = delete;
+
+    /// Where kills go and pair state is dropped; may be null (no wrappers, e.g. legacy only).
+    void set_hub(MachineHub* hub) noexcept { m_hub = hub; }
+    /// Called once per finished run (and again if a late wrapper reopened and finished it).
+    void set_on_run_finished(std::function<void(const RunRecord&)> callback) { m_on_finished = std::move(callback); }
+
+    /// Opens a run and writes its `start` record. The instance must be new.
+    const RunRecord& open(const RunSpec& spec);
+    /// Adds a target in state pending (writes `machine_start`); the startup window starts now
+    /// when `wrapper` is true (wrapper mode), else the target waits for a result.
+    void add_target(const std::string& instance, const std::string& machine, bool wrapper = true);
+    /// The launch through Salt succeeded for this target.
+    void mark_launched(const std::string& instance, const std::string& machine);
+    /// Records a final result that did not come from a wrapper (Salt said no, not responding,
+    /// legacy returns, maintenance). `spd_verdict` results can be replaced by late wrapper data.
+    void set_result(const std::string& instance, const std::string& machine, int code, const std::string& output,
+                    bool spd_verdict);
+    /// Appends output that did not come through the hub (legacy mode).
+    void append_output(const std::string& instance, const std::string& machine, const std::string& data);
+    /// No further targets will be added; the run ends once every target has a result.
+    void launching_done(const std::string& instance);
+    /// Writes a log record for the job of `instance` (no_machines, maintenance, test_ping_failed...).
+    void log(const std::string& job, LogRecord record);
+
+    /// Kill request: every unfinished target of the run, or only `machine`. Returns false when
+    /// the instance is unknown or already finished.
+    bool kill(const std::string& instance, const std::optional<std::string>& machine = std::nullopt);
+
+    const RunRecord* find(const std::string& instance) const;
+    /// Instances of `job` that have not ended, oldest first.
+    std::vector<const RunRecord*> running(const std::string& job) const;
+    /// Every run kept in memory, by instance.
+    const std::map<std::string, RunRecord>& runs() const noexcept { return m_runs; }
+    const std::map<std::string, JobStatus>& job_status() const noexcept { return m_status; }
+    JobStatus& status_of(const std::string& job) { return m_status[job]; }
+
+    // HubListener
+    Admission admit(const TargetKey& key) override;
+    void on_activity(const TargetKey& key) override;
+    void on_start(const TargetKey& key, const protocol::Start& start) override;
+    void on_output(const TargetKey& key, const protocol::Output& output, std::function<void()> stored) override;
+    void on_complete(const TargetKey& key, const protocol::Complete& complete, std::function<void()> stored) override;
+    void on_wrapper_error(const TargetKey& key, const protocol::WrapperError& error) override;
+
+private:
+    RunRecord* run_of(const std::string& instance);
+    TargetResult* target_of(const TargetKey& key, RunRecord** run = nullptr);
+    void verdict(RunRecord& run, TargetResult& target, int code, const std::string& note);
+    void finish_target(RunRecord& run, TargetResult& target);
+    void recover(RunRecord& run, TargetResult& target);
+    void maybe_finish_run(RunRecord& run);
+    void arm_heartbeat_timer();
+    void on_heartbeat_timer();
+    void send_kill(const TargetKey& key);
+    void evict_old_runs(const std::string& job);
+
+    boost::asio::io_context& m_io;
+    TrackerOptions m_options;
+    RunObserver& m_observer;
+    MachineHub* m_hub = nullptr;
+    std::function<void(const RunRecord&)> m_on_finished;
+    std::map<std::string, RunRecord> m_runs;
+    std::map<std::string, RunSpec> m_specs;
+    std::map<std::string, JobStatus> m_status;
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;  // timers and the heartbeat monitor (asio types stay out of here)
+};
+
+}  // namespace saltpeter

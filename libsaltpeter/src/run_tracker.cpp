@@ -1,0 +1,468 @@
+#include "saltpeter/run_tracker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/heartbeat_monitor.hpp"
+
+namespace saltpeter {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+SysMicros wall_now() {
+    return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+std::string monitor_key(const TargetKey& key) { return key.instance + '\n' + key.machine; }
+
+TargetKey key_from_monitor(const std::string& k) {
+    const auto nl = k.find('\n');
+    return {k.substr(0, nl), k.substr(nl + 1)};
+}
+
+long seconds_of(std::chrono::milliseconds d) { return static_cast<long>(d.count() / 1000); }
+
+}  // namespace
+
+// Timers of one target. They are cancelled when the target finishes; a handler that still runs
+// checks the target's state again, so a stale timer never overwrites a newer result.
+struct TargetTimers {
+    explicit TargetTimers(boost::asio::io_context& io) : startup(io), deadline(io), kill_resend(io), kill_grace(io) {}
+    boost::asio::steady_timer startup;
+    boost::asio::steady_timer deadline;
+    boost::asio::steady_timer kill_resend;
+    boost::asio::steady_timer kill_grace;
+    bool killing = false;
+    std::string verdict_note;  ///< text appended to the output by the last verdict (removed on recovery)
+    Clock::time_point verdict_at{};
+    void cancel_all() {
+        startup.cancel();
+        deadline.cancel();
+        kill_resend.cancel();
+        kill_grace.cancel();
+    }
+};
+
+struct RunTracker::Impl {
+    explicit Impl(boost::asio::io_context& io) : heartbeat_timer(io) {}
+    HeartbeatMonitor monitor;
+    boost::asio::steady_timer heartbeat_timer;
+    std::optional<Clock::time_point> heartbeat_armed_for;
+    std::map<TargetKey, std::unique_ptr<TargetTimers>> timers;
+};
+
+RunTracker::RunTracker(boost::asio::io_context& io, TrackerOptions options, RunObserver& observer)
+    : m_io(io), m_options(options), m_observer(observer), m_impl(std::make_unique<Impl>(io)) {}
+
+RunTracker::~RunTracker() {
+    m_impl->heartbeat_timer.cancel();
+    for (auto& [k, t] : m_impl->timers) t->cancel_all();
+}
+
+RunRecord* RunTracker::run_of(const std::string& instance) {
+    auto it = m_runs.find(instance);
+    return it == m_runs.end() ? nullptr : &it->second;
+}
+
+const RunRecord* RunTracker::find(const std::string& instance) const {
+    auto it = m_runs.find(instance);
+    return it == m_runs.end() ? nullptr : &it->second;
+}
+
+TargetResult* RunTracker::target_of(const TargetKey& key, RunRecord** run_out) {
+    RunRecord* run = run_of(key.instance);
+    if (run == nullptr) return nullptr;
+    auto it = run->targets.find(key.machine);
+    if (it == run->targets.end()) return nullptr;
+    if (run_out != nullptr) *run_out = run;
+    return &it->second;
+}
+
+std::vector<const RunRecord*> RunTracker::running(const std::string& job) const {
+    std::vector<const RunRecord*> out;
+    for (const auto& [instance, run] : m_runs) {
+        if (run.job == job && !run.finished()) out.push_back(&run);
+    }
+    std::sort(out.begin(), out.end(), [](const RunRecord* a, const RunRecord* b) { return a->started < b->started; });
+    return out;
+}
+
+const RunRecord& RunTracker::open(const RunSpec& spec) {
+    RunRecord run;
+    run.instance = spec.instance;
+    run.job = spec.job;
+    run.group = spec.group;
+    run.trigger = spec.trigger;
+    run.scheduled = spec.scheduled;
+    run.started = wall_now();
+    auto [it, inserted] = m_runs.emplace(spec.instance, std::move(run));
+    if (!inserted) throw std::logic_error("run " + spec.instance + " opened twice");
+    m_specs[spec.instance] = spec;
+    JobStatus& status = m_status[spec.job];
+    status.last_run = it->second.started;
+    status.overlap = false;
+    LogRecord record;
+    record.type = LogRecordType::start;
+    record.instance = spec.instance;
+    record.time = it->second.started;
+    m_observer.on_log(spec.job, record);
+    m_observer.on_run_started(it->second);
+    spdlog::info("[{}] run started ({})", spec.instance, to_string(spec.trigger));
+    return it->second;
+}
+
+void RunTracker::log(const std::string& job, LogRecord record) {
+    if (record.time == SysMicros{}) record.time = wall_now();
+    m_observer.on_log(job, record);
+}
+
+void RunTracker::add_target(const std::string& instance, const std::string& machine, bool wrapper) {
+    RunRecord* run = run_of(instance);
+    if (run == nullptr || run->targets.count(machine) != 0) return;
+    TargetResult& target = run->targets[machine];
+    target.machine = machine;
+    target.starttime = wall_now();
+    LogRecord record;
+    record.type = LogRecordType::machine_start;
+    record.instance = instance;
+    record.machine = machine;
+    record.time = target.starttime;
+    m_observer.on_log(run->job, record);
+
+    const TargetKey key{instance, machine};
+    auto& timers = m_impl->timers[key];
+    timers = std::make_unique<TargetTimers>(m_io);
+    const RunSpec& spec = m_specs[instance];
+    if (spec.timeout.count() > 0) {
+        // Server-side deadline: the wrapper enforces `timeout` itself; spd steps in only when no
+        // completion arrives by timeout + grace (PROTOCOL.md 5.2).
+        timers->deadline.expires_after(std::chrono::duration_cast<Clock::duration>(spec.timeout) + m_options.timeout_grace);
+        timers->deadline.async_wait([this, key](const boost::system::error_code& ec) {
+            if (ec) return;
+            RunRecord* r = nullptr;
+            TargetResult* t = target_of(key, &r);
+            if (t == nullptr || t->state == TargetState::finished) return;
+            spdlog::warn("[{}] [{}] no completion by timeout + grace: 124", key.instance, key.machine);
+            verdict(*r, *t, ExitCodeMapper::code(Outcome::timeout), "\n[SALTPETER ERROR: Job exceeded timeout]\n");
+        });
+    }
+    if (wrapper) {
+        timers->startup.expires_after(m_options.startup_timeout);
+        timers->startup.async_wait([this, key](const boost::system::error_code& ec) {
+            if (ec) return;
+            RunRecord* r = nullptr;
+            TargetResult* t = target_of(key, &r);
+            if (t == nullptr || t->state == TargetState::started || t->state == TargetState::finished) return;
+            spdlog::warn("[{}] [{}] wrapper did not start within {} s: 254", key.instance, key.machine,
+                         seconds_of(m_options.startup_timeout));
+            verdict(*r, *t, ExitCodeMapper::code(Outcome::never_started),
+                    "Wrapper failed to connect within " + std::to_string(seconds_of(m_options.startup_timeout)) +
+                        "s (no response from Salt or wrapper)");
+        });
+    }
+}
+
+void RunTracker::mark_launched(const std::string& instance, const std::string& machine) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of({instance, machine}, &run);
+    if (target != nullptr && target->state == TargetState::pending) target->state = TargetState::launched;
+}
+
+void RunTracker::set_result(const std::string& instance, const std::string& machine, int code,
+                            const std::string& output, bool spd_verdict) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of({instance, machine}, &run);
+    if (target == nullptr || target->state == TargetState::finished) return;
+    if (spd_verdict) {
+        verdict(*run, *target, code, output);
+        return;
+    }
+    target->output += output;
+    target->retcode = code;
+    target->spd_verdict = false;
+    finish_target(*run, *target);
+}
+
+void RunTracker::append_output(const std::string& instance, const std::string& machine, const std::string& data) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of({instance, machine}, &run);
+    if (target == nullptr) return;
+    target->output += data;
+    target->output_bytes += data.size();
+    m_observer.on_output(*run, *target, data);
+}
+
+void RunTracker::launching_done(const std::string& instance) {
+    RunRecord* run = run_of(instance);
+    if (run == nullptr) return;
+    run->launching_done = true;
+    maybe_finish_run(*run);
+}
+
+// A verdict of spd's own: the code, the note appended to the output (1.11's texts), and the
+// target is finished. It stays replaceable: late data from the wrapper undoes it (recover()).
+void RunTracker::verdict(RunRecord& run, TargetResult& target, int code, const std::string& note) {
+    const TargetKey key{run.instance, target.machine};
+    auto it = m_impl->timers.find(key);
+    if (it != m_impl->timers.end()) {
+        it->second->verdict_note = note;
+        it->second->verdict_at = Clock::now();
+    }
+    target.output += note;
+    target.retcode = code;
+    target.spd_verdict = true;
+    target.notes.push_back(ExitCodeMapper::meaning(code));
+    finish_target(run, target);
+}
+
+void RunTracker::finish_target(RunRecord& run, TargetResult& target) {
+    const TargetKey key{run.instance, target.machine};
+    target.state = TargetState::finished;
+    target.endtime = wall_now();
+    m_impl->monitor.forget(monitor_key(key));
+    auto it = m_impl->timers.find(key);
+    if (it != m_impl->timers.end()) {
+        it->second->cancel_all();
+        it->second->killing = false;
+    }
+    LogRecord record;
+    record.type = LogRecordType::machine_result;
+    record.instance = run.instance;
+    record.machine = target.machine;
+    record.code = target.retcode.value_or(-1);
+    record.out = target.output;
+    record.time = *target.endtime;
+    m_observer.on_log(run.job, record);
+    m_observer.on_target_finished(run, target);
+    spdlog::info("[{}] [{}] finished with {} ({})", run.instance, target.machine, record.code,
+                 ExitCodeMapper::meaning(record.code));
+    maybe_finish_run(run);
+}
+
+void RunTracker::maybe_finish_run(RunRecord& run) {
+    if (run.finished() || !run.launching_done) return;
+    for (const auto& [m, t] : run.targets) {
+        if (t.state != TargetState::finished) return;
+    }
+    run.ended = wall_now();
+    JobStatus& status = m_status[run.job];
+    status.last_success = run.success();
+    status.last_failed_count = run.failed();
+    status.last_total_count = run.total();
+    LogRecord record;
+    record.type = LogRecordType::end;
+    record.instance = run.instance;
+    record.code = run.success() ? 0 : 1;
+    record.out = "Completed: " + std::to_string(run.total() - run.failed()) + "/" + std::to_string(run.total()) +
+                 " targets successful";
+    record.time = *run.ended;
+    m_observer.on_log(run.job, record);
+    m_observer.on_run_finished(run);
+    spdlog::info("[{}] run finished: {}", run.instance, record.out);
+    if (m_on_finished) m_on_finished(run);
+    evict_old_runs(run.job);
+}
+
+void RunTracker::evict_old_runs(const std::string& job) {
+    std::vector<std::pair<SysMicros, std::string>> finished;
+    for (const auto& [instance, run] : m_runs) {
+        if (run.job == job && run.finished()) finished.emplace_back(run.started, instance);
+    }
+    if (finished.size() <= m_options.finished_runs_kept) return;
+    std::sort(finished.begin(), finished.end());
+    for (std::size_t i = 0; i + m_options.finished_runs_kept < finished.size(); ++i) {
+        const std::string& instance = finished[i].second;
+        for (const auto& [machine, t] : m_runs[instance].targets) {
+            const TargetKey key{instance, machine};
+            if (m_hub != nullptr) m_hub->forget(key);
+            m_impl->timers.erase(key);
+        }
+        m_runs.erase(instance);
+        m_specs.erase(instance);
+    }
+}
+
+// Late data from a wrapper after spd's verdict: the real outcome replaces the verdict, the note
+// text is taken out of the output again, and the gap is remembered in the notes.
+void RunTracker::recover(RunRecord& run, TargetResult& target) {
+    const TargetKey key{run.instance, target.machine};
+    auto& timers = m_impl->timers[key];
+    if (!timers) timers = std::make_unique<TargetTimers>(m_io);
+    const std::string& note = timers->verdict_note;
+    if (!note.empty() && target.output.size() >= note.size() &&
+        target.output.compare(target.output.size() - note.size(), note.size(), note) == 0) {
+        target.output.resize(target.output.size() - note.size());
+    }
+    const auto gap = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - timers->verdict_at);
+    target.notes.push_back("verdict " + std::to_string(target.retcode.value_or(-1)) + " withdrawn: the wrapper reported again " +
+                           std::to_string(gap.count()) + " s later");
+    spdlog::warn("[{}] [{}] wrapper came back after verdict {}; waiting for its real result", run.instance,
+                 target.machine, target.retcode.value_or(-1));
+    timers->verdict_note.clear();
+    target.retcode.reset();
+    target.endtime.reset();
+    target.spd_verdict = false;
+    target.state = TargetState::started;
+    if (run.finished()) run.ended.reset();
+    m_impl->monitor.track(monitor_key(key), Clock::now(),
+                          std::chrono::duration_cast<Clock::duration>(m_specs[run.instance].heartbeat_timeout));
+    arm_heartbeat_timer();
+}
+
+Admission RunTracker::admit(const TargetKey& key) {
+    Admission a;
+    RunRecord* run = run_of(key.instance);
+    if (run == nullptr) return a;  // unknown
+    a.job_name = run->job;
+    auto it = run->targets.find(key.machine);
+    if (it == run->targets.end()) {
+        a.verdict = Admission::Verdict::not_a_target;
+        return a;
+    }
+    a.verdict = Admission::Verdict::accept;
+    a.completed = it->second.state == TargetState::finished && !it->second.spd_verdict;
+    return a;
+}
+
+void RunTracker::on_activity(const TargetKey& key) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of(key, &run);
+    if (target == nullptr) return;
+    target->last_heartbeat = wall_now();
+    if (target->state == TargetState::finished && target->spd_verdict) {
+        recover(*run, *target);
+        return;
+    }
+    m_impl->monitor.beat(monitor_key(key), Clock::now());
+}
+
+void RunTracker::on_start(const TargetKey& key, const protocol::Start& start) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of(key, &run);
+    if (target == nullptr) return;
+    target->wrapper_version = start.version;
+    if (target->state == TargetState::started || target->state == TargetState::finished) return;  // a repeated start
+    target->state = TargetState::started;
+    auto& timers = m_impl->timers[key];
+    if (timers) timers->startup.cancel();
+    m_impl->monitor.track(monitor_key(key), Clock::now(),
+                          std::chrono::duration_cast<Clock::duration>(m_specs[key.instance].heartbeat_timeout));
+    arm_heartbeat_timer();
+    m_observer.on_target_started(*run, *target);
+    spdlog::info("[{}] [{}] wrapper {} started (pid {})", key.instance, key.machine, start.version, start.pid);
+    if (run->kill_requested) send_kill(key);
+}
+
+void RunTracker::on_output(const TargetKey& key, const protocol::Output& output, std::function<void()> stored) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of(key, &run);
+    if (target != nullptr) {
+        target->output += output.data;
+        target->output_bytes += output.data.size();
+        m_observer.on_output(*run, *target, output.data);
+    }
+    stored();
+}
+
+void RunTracker::on_complete(const TargetKey& key, const protocol::Complete& complete, std::function<void()> stored) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of(key, &run);
+    if (target != nullptr && !(target->state == TargetState::finished && !target->spd_verdict)) {
+        if (target->state == TargetState::finished) recover(*run, *target);
+        target->retcode = complete.retcode;
+        target->spd_verdict = false;
+        finish_target(*run, *target);
+    }
+    stored();
+}
+
+void RunTracker::on_wrapper_error(const TargetKey& key, const protocol::WrapperError& error) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of(key, &run);
+    if (target == nullptr || (target->state == TargetState::finished && !target->spd_verdict)) return;
+    if (target->state == TargetState::finished) recover(*run, *target);
+    target->output += "Wrapper error: " + error.error;
+    target->retcode = ExitCodeMapper::code(Outcome::wrapper_error);
+    finish_target(*run, *target);
+}
+
+void RunTracker::arm_heartbeat_timer() {
+    auto next = m_impl->monitor.next_deadline();
+    if (!next) return;
+    // expire() takes deadlines strictly before `now`, so wake a millisecond after the deadline.
+    const auto wake = *next + std::chrono::milliseconds(1);
+    if (m_impl->heartbeat_armed_for && *m_impl->heartbeat_armed_for <= wake) return;
+    m_impl->heartbeat_armed_for = wake;
+    m_impl->heartbeat_timer.expires_at(wake);
+    m_impl->heartbeat_timer.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        m_impl->heartbeat_armed_for.reset();
+        on_heartbeat_timer();
+    });
+}
+
+void RunTracker::on_heartbeat_timer() {
+    for (const auto& expired : m_impl->monitor.expire(Clock::now())) {
+        const TargetKey key = key_from_monitor(expired.key);
+        RunRecord* run = nullptr;
+        TargetResult* target = target_of(key, &run);
+        if (target == nullptr || target->state == TargetState::finished) continue;
+        const auto silence = std::chrono::duration_cast<std::chrono::seconds>(expired.silence).count();
+        spdlog::warn("[{}] [{}] no heartbeat for {} s: 253", key.instance, key.machine, silence);
+        verdict(*run, *target, ExitCodeMapper::code(Outcome::heartbeat_lost),
+                "\n[SALTPETER ERROR: Job lost connection - no heartbeat for " + std::to_string(silence) + " seconds]\n");
+    }
+    arm_heartbeat_timer();
+}
+
+bool RunTracker::kill(const std::string& instance, const std::optional<std::string>& machine) {
+    RunRecord* run = run_of(instance);
+    if (run == nullptr || run->finished()) return false;
+    if (!machine) run->kill_requested = true;
+    bool any = false;
+    for (auto& [m, target] : run->targets) {
+        if (machine && m != *machine) continue;
+        if (target.state == TargetState::finished) continue;
+        any = true;
+        const TargetKey key{instance, m};
+        auto& timers = m_impl->timers[key];
+        if (!timers) timers = std::make_unique<TargetTimers>(m_io);
+        if (timers->killing) continue;
+        timers->killing = true;
+        spdlog::info("[{}] [{}] kill requested", instance, m);
+        send_kill(key);
+        timers->kill_grace.expires_after(m_options.kill_grace);
+        timers->kill_grace.async_wait([this, key](const boost::system::error_code& ec) {
+            if (ec) return;
+            RunRecord* r = nullptr;
+            TargetResult* t = target_of(key, &r);
+            if (t == nullptr || t->state == TargetState::finished) return;
+            spdlog::warn("[{}] [{}] no completion within the kill grace: 143", key.instance, key.machine);
+            verdict(*r, *t, ExitCodeMapper::code(Outcome::killed),
+                    "\n[Job terminated by user request - grace period expired after " +
+                        std::to_string(seconds_of(m_options.kill_grace)) + "s]\n");
+        });
+    }
+    return any;
+}
+
+// `kill` goes out now and again every kill_resend until the target completes: a wrapper that
+// was reconnecting or had not connected yet still gets it (PROTOCOL.md 5.2).
+void RunTracker::send_kill(const TargetKey& key) {
+    RunRecord* run = nullptr;
+    TargetResult* target = target_of(key, &run);
+    if (target == nullptr || target->state == TargetState::finished) return;
+    if (m_hub != nullptr) m_hub->send_kill(key, run->job);
+    auto& timers = m_impl->timers[key];
+    if (!timers || !timers->killing) return;
+    timers->kill_resend.expires_after(m_options.kill_resend);
+    timers->kill_resend.async_wait([this, key](const boost::system::error_code& ec) {
+        if (!ec) send_kill(key);
+    });
+}
+
+}  // namespace saltpeter
