@@ -1,0 +1,96 @@
+"""Helpers for the end-to-end tests: real spd, sp_wrapper and spctl processes on 127.0.0.1."""
+import os
+import signal
+import subprocess
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+SPD = os.environ.get("SPD", "spd")
+SP_WRAPPER = os.environ.get("SP_WRAPPER", "sp_wrapper")
+SPCTL = os.environ.get("SPCTL", "spctl")
+
+
+class Setup:
+    """A config directory with fast timers, a log directory and a scratch directory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.config = root / "config"
+        self.logdir = root / "log"
+        self.wrapper_logdir = root / "wrapper-log"
+        self.scratch = root / "scratch"
+        for d in (self.config, self.logdir, self.wrapper_logdir, self.scratch):
+            d.mkdir()
+        self.procs = []
+
+    def write_config(self, jobs_yaml: str, settings: str = "", name: str = "jobs.yaml"):
+        base = textwrap.dedent(f"""\
+            saltpeter_config:
+              logdir: {self.logdir}
+              machines_ws_bind_addr: 127.0.0.1
+              machines_ws_port: 0
+              default_wrapper_logdir: {self.wrapper_logdir}
+              local_minions: [testhost]
+            """)
+        text = base + textwrap.indent(textwrap.dedent(settings), "  ") + "\n" + textwrap.dedent(jobs_yaml)
+        (self.config / name).write_text(text)
+
+    def run_once(self, job: str, timeout: float = 90):
+        start = time.monotonic()
+        proc = subprocess.run([SPD, "-c", str(self.config), "--run-once", job], capture_output=True, text=True,
+                              timeout=timeout)
+        return proc, time.monotonic() - start
+
+    def start_spd(self, *args):
+        proc = subprocess.Popen([SPD, "-c", str(self.config), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def job_log(self, job: str) -> str:
+        path = self.logdir / f"{job}.log"
+        return path.read_text() if path.exists() else ""
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def cleanup(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def setup():
+    with tempfile.TemporaryDirectory(prefix="sp-e2e-") as d:
+        s = Setup(Path(d))
+        try:
+            yield s
+        finally:
+            s.cleanup()

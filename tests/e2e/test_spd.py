@@ -1,0 +1,136 @@
+"""spd with the local transport and our sp_wrapper, as real processes."""
+import os
+import signal
+import time
+
+from conftest import SPD, pid_alive
+
+
+def job(name, command, extra=""):
+    return f"""
+{name}:
+  command: "{command}"
+  targets: testhost
+  target_type: glob
+  schedule: '@yearly'
+  env:
+    SP_OUTPUT_INTERVAL_MS: '50'
+{extra}"""
+
+
+def test_run_once_streams_exact_output_and_succeeds(setup):
+    setup.write_config(job("hello", r"printf 'line 1\\nline 2\\n'; printf 'caf\\303\\251 no newline'"))
+    proc, took = setup.run_once("hello")
+    assert proc.returncode == 0, proc.stderr
+    assert "===== testhost: exit 0 (success)\nline 1\nline 2\ncafé no newline\n" in proc.stdout
+    assert "hello_" in proc.stdout and "success (1/1 targets)" in proc.stdout
+    log = setup.job_log("hello")
+    assert "###### Starting hello_" in log
+    assert "###### Starting hello_" in log and " on testhost at " in log
+    assert "########## testhost from hello_" in log and "**** Exit Code 0 ******\nline 1\nline 2\ncafé no newline\n" in log
+    assert "###### Finished hello_" in log
+
+
+def test_exit_codes_pass_through(setup):
+    setup.write_config(job("three", "echo failing; exit 3") + job("missing", "no_such_command_xyz"))
+    proc, _ = setup.run_once("three")
+    assert proc.returncode == 3, proc.stderr
+    assert "===== testhost: exit 3 (the command's own failure (exit 3))\nfailing\n" in proc.stdout
+    proc, _ = setup.run_once("missing")
+    assert proc.returncode == 127, proc.stderr
+    assert "not found" in proc.stdout
+
+
+def test_missing_wrapper_is_127_within_two_seconds(setup):
+    setup.write_config(job("nowrap", "true", "  wrapper_path: /nonexistent/sp_wrapper\n"))
+    proc, took = setup.run_once("nowrap")
+    assert proc.returncode == 127, proc.stderr
+    assert "Salt execution error:\n/nonexistent/sp_wrapper: No such file or directory" in proc.stdout
+    assert took < 2.0 + 1.0  # 2 s plus process start-up on a loaded machine
+
+
+def test_timeout_is_124_and_the_process_tree_is_gone(setup):
+    pidfile = setup.scratch / "pids"
+    setup.write_config(job("slow", f"sleep 300 & echo $! > {pidfile}; echo $$ >> {pidfile}; wait", "  timeout: 2\n"))
+    proc, took = setup.run_once("slow")
+    assert proc.returncode == 124, proc.stdout + proc.stderr
+    assert "[Job exceeded timeout of 2 seconds]" in proc.stdout
+    pids = [int(p) for p in pidfile.read_text().split()]
+    assert len(pids) == 2
+    for pid in pids:
+        assert not pid_alive(pid), f"process {pid} survived the timeout"
+    assert took < 15
+
+
+def test_wrapper_that_never_connects_is_254(setup):
+    fake = setup.scratch / "fake_wrapper"
+    fake.write_text("#!/bin/sh\necho 'Saltpeter Wrapper version fake'\nexit 0\n")
+    fake.chmod(0o755)
+    setup.write_config(job("ghost", "true", f"  wrapper_path: {fake}\n"), settings="startup_timeout: 3\n")
+    proc, took = setup.run_once("ghost")
+    assert proc.returncode == 254, proc.stdout + proc.stderr
+    assert "Wrapper failed to connect within 3s" in proc.stdout
+    assert 2.5 < took < 10
+
+
+def test_stopped_wrapper_is_253_after_the_heartbeat_timeout_then_recovers(setup):
+    pidfile = setup.scratch / "wrapper.pid"
+    setup.write_config(job("frozen", f"echo $PPID > {pidfile}; sleep 25; echo done"))
+    spd = setup.start_spd("--run-once", "frozen")
+    wrapper_pid = int(setup.wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "the wrapper pid"))
+    os.kill(wrapper_pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        setup.wait_for(lambda: "Exit Code 253" in setup.job_log("frozen"), 25, "the 253 verdict")
+        elapsed = time.monotonic() - stopped_at
+        assert 13 <= elapsed <= 17 + 1, elapsed
+        assert "no heartbeat for 1" in setup.job_log("frozen")
+    finally:
+        os.kill(wrapper_pid, signal.SIGCONT)
+    # The wrapper comes back; its real result replaces the 253.
+    out, err = spd.communicate(timeout=60)
+    assert spd.returncode == 0, out + err
+    assert "===== testhost: exit 0 (success)\ndone\n" in out
+
+
+def test_scheduled_firings_and_overlap_and_clean_stop(setup):
+    setup.write_config(f"""
+ticker:
+  command: "echo tick; sleep 1.5"
+  targets: testhost
+  schedule: '* * * * * * *'
+  env:
+    SP_OUTPUT_INTERVAL_MS: '50'
+""")
+    spd = setup.start_spd()
+    setup.wait_for(lambda: setup.job_log("ticker").count("###### Finished") >= 2, 20, "two finished runs")
+    spd.send_signal(signal.SIGTERM)
+    out, err = spd.communicate(timeout=20)
+    assert spd.returncode == 0, err
+    log = setup.job_log("ticker")
+    assert "**** Exit Code 0 ******\ntick\n" in log
+    assert "###### Overlap detected on ticker_" in log  # every-second firings while one runs
+    assert "SIGTERM: stopping" in err
+
+
+def test_sighup_reloads_and_bad_files_do_not_stop_spd(setup):
+    setup.write_config("")
+    spd = setup.start_spd()
+    setup.wait_for(lambda: True, 1, "start")
+    time.sleep(1)
+    (setup.config / "broken.yaml").write_text("bad: [unclosed\n")
+    setup.write_config(job("later", "echo reloaded").replace("'@yearly'", "'* * * * * * *'"))
+    spd.send_signal(signal.SIGHUP)
+    setup.wait_for(lambda: "reloaded" in setup.job_log("later"), 15, "a run of the reloaded job")
+    spd.send_signal(signal.SIGTERM)
+    out, err = spd.communicate(timeout=20)
+    assert spd.returncode == 0
+    assert "configuration reloaded" in err
+    assert "broken.yaml:1:" in err
+
+
+def test_bad_config_dir_fails_start(setup):
+    import subprocess
+    proc = subprocess.run([SPD, "-c", str(setup.root / "nope")], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "cannot read config directory" in proc.stderr
