@@ -61,6 +61,7 @@ int run(int argc, char** argv) {
     app.add_option("--run-once", run_once,
                    "Run this job now, print each target's output and exit with 0 when every target succeeded, "
                    "else the highest exit code (no scheduling)");
+    app.add_flag("--echo-output", options.echo_output, "Print every target's output to stdout as it streams");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

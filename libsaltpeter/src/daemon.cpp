@@ -10,11 +10,13 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <set>
 
 #include "saltpeter/config.hpp"
 #include "saltpeter/executor.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 #include "saltpeter/machine_hub.hpp"
 #include "saltpeter/salt_transport.hpp"
 #include "saltpeter/scheduler.hpp"
@@ -57,6 +59,62 @@ public:
 private:
     std::string m_dir;
     std::set<std::string> m_failed_paths;
+};
+
+// Prints output as it streams, one "instance machine | line" per line (spd --echo-output; the
+// quickstart). A partial last line waits for its newline or the end of the target.
+class OutputEcho final : public RunObserver {
+public:
+    void on_output(const RunRecord& run, const TargetResult& target, std::string_view data) override {
+        std::string& pending = m_pending[run.instance + " " + target.machine];
+        pending.append(data);
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+            std::cout << run.instance << " " << target.machine << " | " << pending.substr(start, nl - start) << "\n";
+        }
+        pending.erase(0, start);
+        std::cout.flush();
+    }
+    void on_target_finished(const RunRecord& run, const TargetResult& target) override {
+        const std::string key = run.instance + " " + target.machine;
+        auto it = m_pending.find(key);
+        if (it != m_pending.end() && !it->second.empty()) std::cout << key << " | " << it->second << "\n";
+        if (it != m_pending.end()) m_pending.erase(it);
+        const int code = target.retcode.value_or(-1);
+        std::cout << run.instance << " " << target.machine << " exit " << code << " (" << ExitCodeMapper::meaning(code)
+                  << ")\n";
+        std::cout.flush();
+    }
+
+private:
+    std::map<std::string, std::string> m_pending;
+};
+
+// Fans every event out to the daemon's observers (log files, output echo).
+class ObserverList final : public RunObserver {
+public:
+    void add(RunObserver* observer) { m_observers.push_back(observer); }
+    void on_log(const std::string& job, const LogRecord& record) override {
+        for (auto* o : m_observers) o->on_log(job, record);
+    }
+    void on_run_started(const RunRecord& run) override {
+        for (auto* o : m_observers) o->on_run_started(run);
+    }
+    void on_target_started(const RunRecord& run, const TargetResult& target) override {
+        for (auto* o : m_observers) o->on_target_started(run, target);
+    }
+    void on_output(const RunRecord& run, const TargetResult& target, std::string_view data) override {
+        for (auto* o : m_observers) o->on_output(run, target, data);
+    }
+    void on_target_finished(const RunRecord& run, const TargetResult& target) override {
+        for (auto* o : m_observers) o->on_target_finished(run, target);
+    }
+    void on_run_finished(const RunRecord& run) override {
+        for (auto* o : m_observers) o->on_run_finished(run);
+    }
+
+private:
+    std::vector<RunObserver*> m_observers;
 };
 
 // The wrapper secret: 32 random bytes in a 0600 file, created at first start (PROTOCOL.md 5.5).
@@ -144,7 +202,9 @@ public:
         tracker_options.startup_timeout = s.startup_timeout;
         tracker_options.timeout_grace = s.timeout_grace;
         tracker_options.kill_grace = s.kill_grace;
-        m_tracker = std::make_unique<RunTracker>(m_io, tracker_options, m_log_writer);
+        m_observers.add(&m_log_writer);
+        if (m_options.echo_output) m_observers.add(&m_echo);
+        m_tracker = std::make_unique<RunTracker>(m_io, tracker_options, m_observers);
         m_tracker->set_on_run_finished([this](const RunRecord& run) { on_run_finished(run); });
 
         HubOptions hub_options;
@@ -327,6 +387,8 @@ private:
     ConfigLoader m_loader;
     Config m_config;
     JobLogWriter m_log_writer;
+    OutputEcho m_echo;
+    ObserverList m_observers;
     Scheduler m_scheduler;
     std::unique_ptr<SaltTransport> m_transport;
     std::unique_ptr<RunTracker> m_tracker;

@@ -20,6 +20,7 @@ struct DaemonOptions {
     std::string config_dir = "/etc/saltpeter";
     std::string transport = "local";  ///< local (more with the Salt transports)
     bool schedule = true;             ///< false: only run_now() starts runs (spd --run-once)
+    bool echo_output = false;         ///< print each target's output to stdout as "machine | line"
 };
 
 class Daemon {
