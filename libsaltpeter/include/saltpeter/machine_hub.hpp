@@ -45,6 +45,8 @@ struct Admission {
 };
 
 /// Implemented by the run tracker. Every call is on the io thread, in frame order per pair.
+/// The `stored` callbacks must be called on the io thread too, at most once each, in the order
+/// they were handed out; calling one after the hub (or the socket) is gone is harmless.
 class HubListener {
 public:
     virtual ~HubListener() = default;
@@ -80,6 +82,8 @@ struct HubStats {
     std::uint64_t frames_rejected = 0;    ///< malformed, unauthorised, unknown instance
     std::uint64_t duplicates_acked = 0;
     std::uint64_t gaps_nacked = 0;
+    std::uint64_t peers_closed = 0;       ///< sockets the hub closed: bad token, oversized frame, stuck peer
+    std::uint64_t warnings_logged = 0;    ///< problem reports (each kind once per socket)
 };
 
 /// The per-target token spd hands to a wrapper as SP_TOKEN: hex(HMAC-SHA256(secret,
