@@ -57,14 +57,14 @@ using Server = websocketpp::server<websocketpp::config::asio>;
 using Hdl = websocketpp::connection_hdl;
 namespace proto = protocol;
 
-// A peer that does not read its acks is closed once this much is queued for it.
-constexpr std::size_t k_max_buffered_bytes = 4u * 1024 * 1024;
 // A TCP peer that never completes the HTTP upgrade is dropped after this long.
 constexpr long k_open_handshake_timeout_ms = 5000;
 constexpr long k_close_handshake_timeout_ms = 1000;
 // Rejected admissions remembered per socket (so that admit() is not asked for every frame);
 // beyond this the cache is cleared rather than grown.
 constexpr std::size_t k_max_refused_per_socket = 1024;
+// Duplicates (or repeated completes) waiting for the first copy to be stored, per pair.
+constexpr std::size_t k_max_waiters = 1024;
 constexpr const char* k_job_not_found_message = "Job no longer exists on server (stopped or restarted)";
 
 std::string now_ts() { return proto::format_timestamp(std::chrono::system_clock::now()); }
@@ -371,12 +371,11 @@ void MachineHub::Impl::handle_frame(const SocketPtr& sock, const proto::WrapperM
 
     PairPtr pair = admit(sock, key, std::holds_alternative<proto::Complete>(message));
     if (!pair) return;
-    if (connect) {
-        sock->authenticated.insert(key);
-        if (!connect->token && !pair->logged_tokenless) {
-            pair->logged_tokenless = true;
-            spdlog::info("machine hub: accepting original wrapper without token for {} ({})", key.to_string(), sock->peer);
-        }
+    if (connect && connect->token) sock->authenticated.insert(key);
+    if (sock->authenticated.count(key) == 0 && !pair->logged_tokenless) {
+        // Only reachable with wrapper_auth: compatible (5.5: "logs each one").
+        pair->logged_tokenless = true;
+        spdlog::info("machine hub: accepting original wrapper without token for {} ({})", key.to_string(), sock->peer);
     }
     if (!connect && !is_start) sock->past_handshake = true;
     pair->newest = sock;
@@ -461,7 +460,9 @@ void MachineHub::Impl::handle_output(const SocketPtr& sock, const TargetKey& key
     if (seq < pair->expected) {
         ++m_stats.duplicates_acked;
         if (seq <= pair->last_stored) send(sock, proto::Ack{proto::AckType::output, now_ts(), seq, std::nullopt, std::nullopt});
-        else pair->duplicate_waiters.push_back(Waiter{sock, seq});  // acked once the first copy is stored
+        else if (pair->duplicate_waiters.size() < k_max_waiters)
+            pair->duplicate_waiters.push_back(Waiter{sock, seq});  // acked once the first copy is stored
+        // Beyond the bound a duplicate goes unanswered; the wrapper's sync_request recovers it.
         return;
     }
     if (seq > pair->expected) {
@@ -501,7 +502,7 @@ void MachineHub::Impl::handle_complete(const SocketPtr& sock, const TargetKey& k
         return;
     }
     Waiter me{sock, c.seq};
-    pair->complete_waiters.push_back(me);
+    if (pair->complete_waiters.size() < k_max_waiters) pair->complete_waiters.push_back(me);
     if (pair->completing) return;  // the first copy is being stored; this one is acked with it
     pair->completing = true;
     if (c.seq && *c.seq != pair->expected)
@@ -572,8 +573,8 @@ void MachineHub::Impl::send(const SocketPtr& sock, const proto::ServerMessage& m
         return;
     }
     // websocketpp keeps one write in flight and queues the rest without limit: bound it here.
-    if (sock->con->get_buffered_amount() > k_max_buffered_bytes) {
-        warn_once(*sock, "stuck", "peer does not read (more than " + std::to_string(k_max_buffered_bytes) +
+    if (sock->con->get_buffered_amount() > m_options.max_send_queue_bytes) {
+        warn_once(*sock, "stuck", "peer does not read (more than " + std::to_string(m_options.max_send_queue_bytes) +
                                       " bytes queued); socket closed");
         close_peer(sock, websocketpp::close::status::try_again_later, "send queue full");
     }

@@ -108,6 +108,21 @@ std::vector<std::string> summaries(const HubTestClient& c) {
     return out;
 }
 
+// Writes the HTTP upgrade of `raw` and runs `io` until the hub counts the socket as open.
+bool f_wait_open(boost::asio::io_context& io, MachineHub& hub, std::string& pending, boost::asio::ip::tcp::socket& raw) {
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (hub.stats().connections_open == 0) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        if (!pending.empty()) {
+            boost::system::error_code ec;
+            pending.erase(0, raw.write_some(boost::asio::buffer(pending), ec));
+        }
+        io.restart();
+        io.run_for(5ms);
+    }
+    return true;
+}
+
 struct Fixture {
     boost::asio::io_context io;
     RecordingHubListener listener;
@@ -339,6 +354,77 @@ TEST_CASE("reconnects: sequence kept per pair, kills to the newest socket after 
     CHECK_FALSE(f.hub->send_kill(TargetKey{"demo_9", "testhost"}, "demo"));
     f.hub->forget(TargetKey{"demo_1", "testhost"});
     CHECK_FALSE(f.hub->send_kill(TargetKey{"demo_1", "testhost"}, "demo"));
+}
+
+TEST_CASE("a proto-less connect on a later socket restarts the numbering; stored output is kept") {
+    HubWatchdog dog(30s);
+    Fixture f(false);
+    auto a = f.client();
+    f.exchange(*a, frame("connect", "demo_1"), 1);
+    f.exchange(*a, start_frame("demo_1"), 2);
+    f.exchange(*a, output_frame("demo_1", 0, "a"), 3);
+    f.exchange(*a, output_frame("demo_1", 1, "b"), 4);
+    a->close();
+    // A peer that numbers each socket from 0 after connect (1.7 REC for the original server).
+    auto b = f.client();
+    f.exchange(*b, frame("connect", "demo_1"), 1);
+    f.exchange(*b, frame("sync_request", "demo_1", ", \"last_acked_seq\": -1, \"next_seq\": 0"), 2);
+    f.exchange(*b, output_frame("demo_1", 0, "c"), 3);
+    f.exchange(*b, output_frame("demo_1", 0, "c"), 4);
+    CHECK(summaries(*b) == std::vector<std::string>{"ack connect", "sync -1", "ack output 0", "ack output 0"});
+    CHECK(f.listener.output == "abc");
+    CHECK(f.listener.starts == 1);
+}
+
+TEST_CASE("a peer that does not read is closed once its send queue passes the bound") {
+    HubWatchdog dog(60s);
+    boost::asio::io_context io;
+    RecordingHubListener listener;
+    HubOptions o;
+    o.bind_address = "127.0.0.1";
+    o.port = 0;
+    o.require_token = false;
+    o.max_send_queue_bytes = 16 * 1024;
+    MachineHub hub(io, o, listener);
+    const auto port = hub.listen().value();
+    auto pump = [&] {
+        io.restart();
+        io.run_for(2ms);
+    };
+
+    boost::asio::ip::tcp::socket raw(io);
+    raw.open(boost::asio::ip::tcp::v4());
+    raw.set_option(boost::asio::socket_base::receive_buffer_size(4096));
+    raw.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    raw.non_blocking(true);
+    std::string pending =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    // One masked client text frame (RFC 6455 5.2), repeated: every one draws a sync_response.
+    const std::string payload = frame("sync_request", "demo_1", ", \"last_acked_seq\": -1, \"next_seq\": 0");
+    std::string ws_frame;
+    ws_frame.push_back(static_cast<char>(0x81));
+    ws_frame.push_back(static_cast<char>(0x80 | 126));
+    ws_frame.push_back(static_cast<char>(payload.size() >> 8));
+    ws_frame.push_back(static_cast<char>(payload.size() & 0xff));
+    const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    ws_frame.append(mask, 4);
+    for (std::size_t i = 0; i < payload.size(); ++i) ws_frame.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+
+    REQUIRE(f_wait_open(io, hub, pending, raw));
+    const auto end = std::chrono::steady_clock::now() + 40s;
+    bool write_failed = false;
+    while (hub.stats().peers_closed == 0 && !write_failed && std::chrono::steady_clock::now() < end) {
+        if (pending.size() < 64 * 1024)
+            for (int i = 0; i < 200; ++i) pending += ws_frame;
+        boost::system::error_code ec;
+        const auto n = raw.write_some(boost::asio::buffer(pending), ec);
+        if (!ec) pending.erase(0, n);
+        else if (ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) write_failed = true;
+        pump();
+    }
+    CHECK(hub.stats().peers_closed == 1);
+    CHECK(hub.stats().warnings_logged == 1);
 }
 
 TEST_CASE("admission: unknown instance and machines that are not targets") {

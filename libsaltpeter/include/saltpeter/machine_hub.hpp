@@ -66,7 +66,8 @@ public:
 struct HubOptions {
     std::string bind_address = "0.0.0.0";
     std::uint16_t port = 8889;            ///< 0 = an ephemeral port (tests)
-    std::size_t max_frame_bytes = 16u * 1024 * 1024;
+    std::size_t max_frame_bytes = 16u * 1024 * 1024;     ///< a larger frame closes that socket (1009)
+    std::size_t max_send_queue_bytes = 4u * 1024 * 1024; ///< a peer that lets more pile up is closed (1013)
     bool require_token = true;            ///< wrapper_auth: required (false = compatible)
     std::string secret;                   ///< HMAC-SHA256 key for per-target tokens
     std::string tls_cert;                 ///< PEM files; both empty = plain ws://
