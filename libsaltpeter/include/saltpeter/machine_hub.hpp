@@ -45,6 +45,8 @@ struct Admission {
 };
 
 /// Implemented by the run tracker. Every call is on the io thread, in frame order per pair.
+/// The `stored` callbacks must be called on the io thread too, at most once each, in the order
+/// they were handed out; calling one after the hub (or the socket) is gone is harmless.
 class HubListener {
 public:
     virtual ~HubListener() = default;
@@ -64,7 +66,8 @@ public:
 struct HubOptions {
     std::string bind_address = "0.0.0.0";
     std::uint16_t port = 8889;            ///< 0 = an ephemeral port (tests)
-    std::size_t max_frame_bytes = 16u * 1024 * 1024;
+    std::size_t max_frame_bytes = 16u * 1024 * 1024;     ///< a larger frame closes that socket (1009)
+    std::size_t max_send_queue_bytes = 4u * 1024 * 1024; ///< a peer that lets more pile up is closed (1013)
     bool require_token = true;            ///< wrapper_auth: required (false = compatible)
     std::string secret;                   ///< HMAC-SHA256 key for per-target tokens
     std::string tls_cert;                 ///< PEM files; both empty = plain ws://
@@ -80,6 +83,8 @@ struct HubStats {
     std::uint64_t frames_rejected = 0;    ///< malformed, unauthorised, unknown instance
     std::uint64_t duplicates_acked = 0;
     std::uint64_t gaps_nacked = 0;
+    std::uint64_t peers_closed = 0;       ///< sockets the hub closed: bad token, oversized frame, stuck peer
+    std::uint64_t warnings_logged = 0;    ///< problem reports (each kind once per socket)
 };
 
 /// The per-target token spd hands to a wrapper as SP_TOKEN: hex(HMAC-SHA256(secret,
