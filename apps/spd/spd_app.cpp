@@ -6,7 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <iostream>
 #include <string>
@@ -85,6 +87,17 @@ int run(int argc, char** argv) {
             return 1;
         }
         boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+        boost::asio::steady_timer guard(io);
+        // A clean stop lets queued frames (the ack of a last `complete`) and close handshakes go
+        // out: io.run() returns once nothing is left, with a guard in case a peer never answers.
+        auto shutdown = [&] {
+            daemon.stop();
+            signals.cancel();
+            guard.expires_after(std::chrono::seconds(2));
+            guard.async_wait([&](const boost::system::error_code& ec) {
+                if (!ec) io.stop();
+            });
+        };
         std::function<void(const boost::system::error_code&, int)> on_signal =
             [&](const boost::system::error_code& ec, int signal) {
                 if (ec) return;
@@ -95,18 +108,15 @@ int run(int argc, char** argv) {
                     return;
                 }
                 spdlog::info("{}: stopping", signal == SIGTERM ? "SIGTERM" : "SIGINT");
-                daemon.stop();
-                signals.cancel();
-                io.stop();
+                shutdown();
             };
         signals.async_wait(on_signal);
         if (!run_once.empty()) {
             daemon.set_on_run_finished([&](const saltpeter::RunRecord& run) {
                 print_run(run);
                 exit_code = run_once_status(run);
-                daemon.stop();
-                signals.cancel();
-                io.stop();
+                // After the current handler, so that the wrapper gets its ack first.
+                boost::asio::post(io, shutdown);
             });
             auto instance = daemon.run_now(run_once);
             if (!instance) {

@@ -656,8 +656,9 @@ std::optional<std::string> any_string(const YAML::Node& v, const std::string& f,
     return read_string(v, f, c);
 }
 std::optional<bool> any_bool(const YAML::Node& v, const std::string& f, Ctx& c) { return read_bool(v, f, c); }
+// 0 = any free port (tests, the quickstart); the bound port is logged.
 std::optional<std::uint16_t> port(const YAML::Node& v, const std::string& f, Ctx& c) {
-    const auto n = read_count(v, f, c, 1, 65535);
+    const auto n = read_count(v, f, c, 0, 65535);
     if (!n) return std::nullopt;
     return static_cast<std::uint16_t>(*n);
 }

@@ -661,7 +661,7 @@ TEST_CASE("saltpeter_config: defaults, every key, types and unknown keys") {
 
     const FileConfig bad = parse_config("saltpeter_config:\n"
                                         "  api_ws_port: 70000\n"
-                                        "  machines_ws_port: 0\n"
+                                        "  machines_ws_port: -1\n"
                                         "  debug: [x]\n"
                                         "  wrapper_auth: optional\n"
                                         "  heartbeat_timeout: 0\n"
@@ -682,7 +682,7 @@ TEST_CASE("saltpeter_config: defaults, every key, types and unknown keys") {
     CHECK(b.api_tokens.empty());
     REQUIRE(find_problem(bad.problems, "api_ws_port") != nullptr);
     CHECK(find_problem(bad.problems, "api_ws_port")->line == 2);
-    CHECK(find_problem(bad.problems, "api_ws_port")->message.find("between 1 and 65535") != std::string::npos);
+    CHECK(find_problem(bad.problems, "api_ws_port")->message.find("between 0 and 65535") != std::string::npos);
     CHECK(find_problem(bad.problems, "machines_ws_port")->line == 3);
     CHECK(find_problem(bad.problems, "debug")->line == 4);
     CHECK(find_problem(bad.problems, "wrapper_auth")->line == 5);

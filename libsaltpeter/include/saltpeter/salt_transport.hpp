@@ -82,7 +82,8 @@ struct LocalTransportOptions {
 
 /// The `local` transport: every listed minion is this host. ping matches the ids with Salt's
 /// targeting rules (glob, pcre, list, grain, compound); run_all starts the program once per
-/// minion through ProcessRunner with the request's env, cwd and user.
+/// minion through ProcessRunner with the request's env, cwd and user. Each minion gets its own
+/// default wrapper lock file (/tmp/sp_wrapper_<job>.<minion>.lock), as separate hosts would.
 std::unique_ptr<SaltTransport> make_local_transport(boost::asio::io_context& io, LocalTransportOptions options);
 
 /// This host's name (uname nodename).
