@@ -146,3 +146,37 @@ def test_bad_config_dir_fails_start(setup):
     proc = subprocess.run([SPD, "-c", str(setup.root / "nope")], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert "cannot read config directory" in proc.stderr
+
+
+def test_connections_cut_mid_stream_lose_and_duplicate_nothing(setup):
+    from cutting_proxy import CuttingProxy
+    # Find the machines port first: spd logs it; the wrappers are pointed at the proxy through the
+    # job's env (custom env keys override SP_* ones, as in the original).
+    setup.write_config("", settings="machines_ws_port: 0\n")
+    probe = setup.start_spd()
+    line = setup.wait_for(lambda: next((l for l in iter(probe.stderr.readline, "") if "listening on" in l), None), 10,
+                          "the machines port")
+    port = int(line.strip().rsplit(":", 1)[1].split()[0])
+    probe.terminate()
+    probe.wait(10)
+    proxy = CuttingProxy(port, seed=20261128, min_bytes=20_000, max_bytes=400_000, cuts=12).start()
+    try:
+        lines = 60000
+        setup.write_config(f"""
+stream:
+  command: "i=0; while [ $i -lt {lines} ]; do i=$((i+1)); echo \\"line $i of the stream\\"; [ $((i % 3000)) -eq 0 ] && sleep 0.2; done; exit 5"
+  targets: testhost
+  schedule: '@yearly'
+  env:
+    SP_OUTPUT_INTERVAL_MS: '50'
+    SP_WEBSOCKET_URL: ws://127.0.0.1:{proxy.port}
+""", settings=f"machines_ws_port: {port}\nheartbeat_timeout: 30\n")
+        proc, took = setup.run_once("stream", timeout=180)
+    finally:
+        proxy.stop()
+    assert proc.returncode == 5, proc.stderr[-3000:]
+    expected = "".join(f"line {i} of the stream\n" for i in range(1, lines + 1))
+    body = proc.stdout.split("===== testhost: exit 5 (the command's own failure (exit 5))\n", 1)[1]
+    body = body.rsplit("===== stream_", 1)[0]
+    assert body == expected, f"output differs (got {len(body)} bytes, expected {len(expected)})"
+    assert proxy.cuts_done >= 5, proxy.cuts_done
