@@ -57,7 +57,11 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr std::size_t k_chunk_size = 64 * 1024;  // flush threshold and max data per frame
+constexpr std::size_t k_chunk_size = 64 * 1024;  // flush threshold of the output buffer
+// Queued chunks of one stream are merged into frames of up to this much data when the window
+// opens: fewer, larger frames when the network lags. 160 KiB stays under 1 MiB of JSON even if
+// every byte were a control character escaped as \u00XX (6 bytes).
+constexpr std::size_t k_max_frame_data = 160 * 1024;
 constexpr std::size_t k_window = 8;              // output frames in flight (PROTOCOL.md 5.4)
 constexpr milliseconds k_handshake_timeout{2000};
 constexpr milliseconds k_sync_after{1000};
@@ -402,6 +406,14 @@ private:
 
     // ---- the output queue -----------------------------------------------------------------
     void flush_buffer(bool full_chunks_only) {
+        if (m_buffer.size() <= k_chunk_size && (!full_chunks_only || m_buffer.size() == k_chunk_size)) {
+            // The common case: the whole buffer is one chunk; move it instead of copying.
+            if (!m_buffer.empty()) push_chunk(Chunk{-1, false, std::move(m_buffer)});
+            m_buffer.clear();
+            m_flush_timer.cancel();
+            pump();
+            return;
+        }
         std::size_t pos = 0;
         while (m_buffer.size() - pos >= (full_chunks_only ? k_chunk_size : 1)) {
             const std::size_t n = utf8_cut(std::string_view(m_buffer).substr(pos), k_chunk_size);
@@ -631,6 +643,12 @@ private:
             if (m_sent_on_socket == m_unacked.size()) {
                 auto next = next_unsent();
                 if (!next) break;
+                while (!m_queue.empty() && m_queue.front().is_stderr == next->is_stderr &&
+                       next->data.size() + m_queue.front().data.size() <= k_max_frame_data) {
+                    next->data += m_queue.front().data;
+                    m_memory -= m_queue.front().data.size();
+                    m_queue.pop_front();
+                }
                 next->seq = m_next_seq++;
                 m_memory += next->data.size();
                 m_unacked.push_back(std::move(*next));
@@ -654,11 +672,10 @@ private:
     template <typename M>
     bool send(const M& message) {
         protocol::WrapperMessage m = message;
-        const std::string text = protocol::serialize(m);
+        std::string text = protocol::serialize(m);
         if (m_log.debugging())
             m_log.debug("send " + std::string(protocol::type_name(m)) + " (" + std::to_string(text.size()) + " bytes)");
-        if (!m_ws.send(text)) return false;
-        return true;
+        return m_ws.send(std::move(text));
     }
 
     protocol::Envelope envelope() const {

@@ -20,14 +20,6 @@ namespace proto = saltpeter::protocol;
 
 std::string now_ts() { return proto::format_timestamp(std::chrono::system_clock::now()); }
 
-// Benchmark mode: the seq of an output frame without a full JSON parse (our wrapper puts seq
-// after data, so the last unescaped "seq": is the field).
-long fast_seq(const std::string& text) {
-    auto pos = text.rfind("\"seq\":");
-    while (pos != std::string::npos && pos > 0 && text[pos - 1] == '\\') pos = text.rfind("\"seq\":", pos - 1);
-    if (pos == std::string::npos) return -1;
-    return std::strtol(text.c_str() + pos + 6, nullptr, 10);
-}
 }  // namespace
 
 struct TestPeer::Impl {
@@ -71,16 +63,6 @@ struct TestPeer::Impl {
         const std::string& text = msg->get_payload();
         std::unique_lock<std::mutex> lock(mutex);
         if (closed_by_us.count(hdl)) return;
-        if (script.fast && text.compare(0, 18, "{\"type\":\"output\",\"") == 0) {
-            ++outputs_received;
-            output_bytes += static_cast<long long>(text.size());
-            const long seq = fast_seq(text);
-            if (seq >= expected) expected = seq + 1;
-            proto::Ack ack{proto::AckType::output, now_ts(), seq, std::nullopt, std::nullopt};
-            lock.unlock();
-            send(hdl, ack);
-            return;
-        }
         frames.push_back(text);
         auto parsed = proto::parse_wrapper_frame(text);
         if (!parsed) {

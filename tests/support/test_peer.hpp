@@ -1,5 +1,5 @@
 #pragma once
-// TestPeer: a scripted stand-in for spd's machines WebSocket, for tests and the benchmark.
+// TestPeer: a scripted stand-in for spd's machines WebSocket, for the net tests.
 // websocketpp server on 127.0.0.1, port 0, in its own thread; records every frame and stores
 // output the way spd does (dedup, nack on gaps), or behaves like the original Python server.
 
@@ -21,7 +21,6 @@ struct PeerScript {
     bool job_not_found = false;      ///< answer complete with error JOB_NOT_FOUND and close
     std::vector<long> close_after_outputs;  ///< close the socket when the n-th output frame (total) arrives
     long nack_seq_once = -1;         ///< drop and nack the first output frame with this seq
-    bool fast = false;               ///< benchmark mode: no JSON parse of output frames, no storage
 };
 
 class TestPeer {
