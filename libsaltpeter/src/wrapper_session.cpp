@@ -317,13 +317,15 @@ private:
     }
 
     void on_job_output(std::string_view bytes) {
-        const bool was_empty = m_buffer.empty();
         m_decoder.decode(bytes, m_buffer);
-        if (m_buffer.size() >= k_chunk_size) {
-            flush_buffer(true);
-        } else if (was_empty && !m_buffer.empty()) {
+        if (m_buffer.size() >= k_chunk_size) flush_buffer(true);
+        if (!m_buffer.empty() && !m_flush_armed) {
+            // Never cancelled: when it fires on an empty buffer it does nothing, which is simpler
+            // than tracking cancellations against new output.
+            m_flush_armed = true;
             m_flush_timer.expires_after(m_s.output_interval);
             m_flush_timer.async_wait([this](const boost::system::error_code& ec) {
+                m_flush_armed = false;
                 if (!ec) flush_buffer(false);
             });
         }
@@ -338,7 +340,7 @@ private:
         m_wait_status = status;
         m_exited = true;
         m_log.info("Job process exited (wait status " + std::to_string(status) + ")");
-        if (!m_output_ended && m_verdict == Verdict::none) {
+        if (!m_output_ended) {
             m_linger_timer.expires_after(k_linger);
             m_linger_timer.async_wait([this](const boost::system::error_code& ec) {
                 if (ec || m_output_ended) return;
@@ -354,7 +356,9 @@ private:
     void maybe_job_done() {
         if (!m_job_running || !m_exited || !m_output_ended) return;
         if (m_verdict != Verdict::none && m_runner->group_alive()) {
-            // No process of a killed job may survive, even one that closed its output.
+            // No process of a killed job may survive, even one that closed its output: the
+            // grace timer SIGKILLs the group and comes back here.
+            if (!m_grace_expired) return;
             m_runner->kill_group(SIGKILL);
         }
         m_job_running = false;
@@ -379,6 +383,7 @@ private:
         m_grace_timer.expires_after(m_s.kill_grace);
         m_grace_timer.async_wait([this](const boost::system::error_code& ec) {
             if (ec || !m_job_running) return;
+            m_grace_expired = true;
             if (m_runner->group_alive()) {
                 m_log.info("Grace period over: SIGKILL to the job's process group");
                 m_runner->kill_group(SIGKILL);
@@ -394,7 +399,6 @@ private:
     }
 
     void finish_with(int retcode) {
-        std::string tail;
         m_decoder.finish(m_buffer);
         flush_buffer(false);
         m_retcode = retcode;
@@ -410,7 +414,6 @@ private:
             // The common case: the whole buffer is one chunk; move it instead of copying.
             if (!m_buffer.empty()) push_chunk(Chunk{-1, false, std::move(m_buffer)});
             m_buffer.clear();
-            m_flush_timer.cancel();
             pump();
             return;
         }
@@ -421,7 +424,6 @@ private:
             pos += n;
         }
         m_buffer.erase(0, pos);
-        if (m_buffer.empty()) m_flush_timer.cancel();
         pump();
     }
 
@@ -557,7 +559,6 @@ private:
             case protocol::AckType::complete:
                 if (!m_finished || !m_complete_sent) return;
                 m_log.info("Completion acknowledged by the server");
-                std::remove(result_path().c_str());
                 stop(0);
                 return;
         }
@@ -741,9 +742,12 @@ private:
             m_log.info("Replay failed (" + why + "); result file kept");
             return;
         }
-        const std::string path = result_path();
-        const std::string tmp = path + ".tmp";
+        std::string path = result_path();
         const std::string body = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
+        // The log directory may be missing when logging is off; /tmp is the fallback.
+        if (access(m_s.log_dir.c_str(), W_OK | X_OK) != 0)
+            path = "/tmp/" + m_s.job_name + "." + m_s.job_instance + ".result.json";
+        const std::string tmp = path + ".tmp";
         unlink(tmp.c_str());
         const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         bool ok = fd >= 0;
@@ -782,7 +786,8 @@ private:
     Utf8Decoder m_decoder;
     std::string m_buffer;
     std::int64_t m_pid = 0;
-    bool m_job_running = false, m_exited = false, m_output_ended = false;
+    bool m_job_running = false, m_exited = false, m_output_ended = false, m_grace_expired = false;
+    bool m_flush_armed = false;
     int m_wait_status = 0;
     Verdict m_verdict = Verdict::none;
     bool m_finished = false, m_replay = false;

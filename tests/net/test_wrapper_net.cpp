@@ -562,3 +562,20 @@ TEST_CASE("launch: detaches and returns 0 at once; pre-detach failures exit non-
     CHECK(run_to_end(missing, dir, 10s, {}) == 1);
     CHECK(read_file(dir + "/wrapper.out").find("Error: SP_COMMAND environment variable not set") != std::string::npos);
 }
+
+TEST_CASE("kill: a grandchild that ignores SIGTERM and holds stdout after the shell died is SIGKILLed") {
+    Watchdog dog(60s);
+    TestPeer peer;
+    const auto dir = temp_dir();
+    Env env(peer.url(), "(trap '' TERM; sleep 300) & echo go; wait", dir, unique_job("grandchild"));
+    env.vars["SP_KILL_GRACE_MS"] = "3000";
+    const Run run = spawn_wrapper(env.vars, {"--foreground"}, dir);
+    REQUIRE(peer.wait_for([&] { return peer.output() == "go\n"; }, 10s));
+    const long pgid = start_pid(peer);
+    const auto t0 = std::chrono::steady_clock::now();
+    peer.send_kill();
+    CHECK(wait_exit(run, 20s) == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 2900ms);  // SIGKILL only after the grace
+    CHECK(peer.retcode() == 143);
+    CHECK(group_gone(pgid));
+}
