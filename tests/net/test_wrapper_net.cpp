@@ -579,3 +579,27 @@ TEST_CASE("kill: a grandchild that ignores SIGTERM and holds stdout after the sh
     CHECK(peer.retcode() == 143);
     CHECK(group_gone(pgid));
 }
+
+TEST_CASE("wss:// with a trusted certificate (SSL_CERT_FILE) streams like ws://; an untrusted one is refused") {
+    Watchdog dog(60s);
+    const auto dir = temp_dir();
+    const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+    const std::string gen = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
+                            " -out " + cert + " >/dev/null 2>&1";
+    REQUIRE(std::system(gen.c_str()) == 0);
+    TestPeer peer(PeerScript{}, saltpeter::test::PeerTls{cert, key});
+    REQUIRE(peer.url().rfind("wss://localhost:", 0) == 0);
+    const std::string cmd = "for i in 1 2 3; do echo secure $i; done; exit 7";
+    Env env(peer.url(), cmd, dir, unique_job("tls"));
+    env.vars["SSL_CERT_FILE"] = cert;
+    CHECK(run_to_end(env, dir) == 0);
+    CHECK(peer.output() == "secure 1\nsecure 2\nsecure 3\n");
+    CHECK(peer.retcode() == 7);
+
+    TestPeer untrusted(PeerScript{}, saltpeter::test::PeerTls{cert, key});
+    Env env2(untrusted.url(), "echo x", dir, unique_job("tlsbad"));
+    env2.vars["SSL_CERT_FILE"] = "/dev/null";
+    env2.vars["SP_COMPLETION_RETRY_MS"] = "1000";
+    CHECK(run_to_end(env2, dir) == 1);
+    CHECK(untrusted.connections() == 0);
+}

@@ -23,15 +23,23 @@ struct PeerScript {
     long nack_seq_once = -1;         ///< drop and nack the first output frame with this seq
 };
 
+/// Certificate and key (PEM files) to serve wss:// instead of ws://.
+struct PeerTls {
+    std::string cert_file;
+    std::string key_file;
+};
+
 class TestPeer {
 public:
-    explicit TestPeer(PeerScript script = {});
+    explicit TestPeer(PeerScript script = {}, PeerTls tls = {});
     ~TestPeer();
     TestPeer(const TestPeer&) = delete;
     TestPeer& operator=(const TestPeer&) = delete;
 
     int port() const;
-    std::string url() const;  ///< ws://127.0.0.1:<port>
+    std::string url() const;  ///< ws://127.0.0.1:<port>, or wss://localhost:<port> with TLS
+    /// Public for the server backends in test_peer.cpp.
+    struct Impl;
 
     void set_script(const PeerScript& script);
     /// Rejects WebSocket handshakes (HTTP 403) for the given time from now.
@@ -53,7 +61,6 @@ public:
     bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) const;
 
 private:
-    struct Impl;
     std::unique_ptr<Impl> m_impl;
 };
 
