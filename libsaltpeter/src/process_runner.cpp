@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/close_range.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -197,6 +198,9 @@ private:
             _exit(127);
         };
         setpgid(0, 0);
+        // Descriptors the parent opened without O_CLOEXEC (sockets, logs) must not leak into the
+        // job; marking them close-on-exec keeps the error pipe usable until execve.
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         // The parent's signal mask and ignored signals must not leak into the job.
         sigset_t none;
         sigemptyset(&none);

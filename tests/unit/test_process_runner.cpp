@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,4 +75,12 @@ TEST_CASE("user_environment comes from the password database") {
     CHECK(env->at(1) == "USER=root");
     CHECK(env->at(2) == "LOGNAME=root");
     CHECK(user_environment("no_such_user_sp").error().field == "user");
+}
+
+TEST_CASE("the child inherits only stdin, stdout and stderr") {
+    const int leaked = open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+    REQUIRE(leaked > 2);
+    ProcessSpec spec{{"/bin/sh", "-c", "ls /proc/$$/fd"}, {"PATH=/usr/bin:/bin"}, "", ""};
+    CHECK(run(spec).output == "0\n1\n2\n");
+    close(leaked);
 }
