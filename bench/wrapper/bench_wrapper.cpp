@@ -1,6 +1,7 @@
 // Throughput of `head -c <N>M /dev/zero | base64` through sp_wrapper to a minimal acking peer,
 // and sp_wrapper's own peak RSS (VmHWM of its /proc entry, sampled until it exits).
-// Prints one line per run and the medians.
+// Prints one line per run and the medians, for the figure and for a paced job (1 MiB
+// bursts) that shows the footprint when the network keeps up.
 //
 // The peer is a deliberately minimal WebSocket server (blocking socket, one thread): it unmasks
 // only the head and tail of each output frame to find its seq and acks it, so that the figure
@@ -187,23 +188,16 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-}  // namespace
+struct Figures {
+    double rate = 0;  // MB/s of job output
+    double rss = 0;   // MiB, sp_wrapper's VmHWM
+};
 
-int main(int argc, char** argv) {
-    int runs = 3;
-    long mib = 500;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string a = argv[i];
-        if (a == "--runs") runs = std::atoi(argv[i + 1]);
-        else if (a == "--mib") mib = std::atol(argv[i + 1]);
-    }
-    const long long input = mib * 1024LL * 1024LL;
-    const long long chars = 4 * ((input + 2) / 3);
-    const long long output = chars + (chars + 75) / 76;  // base64 wraps at 76 columns
+// Runs `command` through sp_wrapper `runs` times; `output` is the job's output size in bytes.
+bool measure(const std::string& name, const std::string& command, long long output, int runs, Figures& medians) {
     std::vector<double> rates, rss;
     for (int r = 0; r < runs; ++r) {
         RawAckPeer peer;
-        const std::string command = "head -c " + std::to_string(mib) + "M /dev/zero | base64";
         std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin",
                                         "SP_WEBSOCKET_URL=" + peer.url(),
                                         "SP_JOB_NAME=bench",
@@ -229,18 +223,47 @@ int main(int argc, char** argv) {
         int status = 0;
         while (waitpid(pid, &status, WNOHANG) == 0) {
             hwm = std::max(hwm, vm_hwm_kib(pid));
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && peer.retcode() == 0;
         const double rate = static_cast<double>(output) / 1e6 / secs;
-        std::printf("run %d: %s, %.0f MB in %.2f s = %.1f MB/s, sp_wrapper peak RSS %.2f MiB (%ld frames)\n", r + 1,
-                    ok ? "ok" : "FAILED", static_cast<double>(output) / 1e6, secs, rate, static_cast<double>(hwm) / 1024.0,
-                    peer.frames());
-        if (!ok) return 1;
+        std::printf("%s run %d: %s, %.0f MB in %.2f s = %.1f MB/s, sp_wrapper peak RSS %.2f MiB (%ld frames)\n",
+                    name.c_str(), r + 1, ok ? "ok" : "FAILED", static_cast<double>(output) / 1e6, secs, rate,
+                    static_cast<double>(hwm) / 1024.0, peer.frames());
+        if (!ok) return false;
         rates.push_back(rate);
         rss.push_back(static_cast<double>(hwm) / 1024.0);
     }
-    std::printf("median of %d runs: %.1f MB/s, peak RSS %.2f MiB\n", runs, median(rates), median(rss));
+    medians.rate = median(rates);
+    medians.rss = median(rss);
+    std::printf("%s: median of %d runs: %.1f MB/s, peak RSS %.2f MiB\n", name.c_str(), runs, medians.rate, medians.rss);
+    return true;
+}
+
+long long base64_size(long long input) {
+    const long long chars = 4 * ((input + 2) / 3);
+    return chars + (chars + 75) / 76;  // base64 wraps at 76 columns
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int runs = 3;
+    long mib = 500;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        if (a == "--runs") runs = std::atoi(argv[i + 1]);
+        else if (a == "--mib") mib = std::atol(argv[i + 1]);
+    }
+    Figures flat_out, paced;
+    // The figure: as fast as the producer can go.
+    if (!measure("throughput", "head -c " + std::to_string(mib) + "M /dev/zero | base64",
+                 base64_size(mib * 1024LL * 1024LL), runs, flat_out))
+        return 1;
+    // A chatty but ordinary job (1 MiB bursts, 20 per second): the footprint when the network keeps up.
+    if (!measure("paced", "for i in $(seq 1 40); do head -c 1M /dev/zero | base64; sleep 0.05; done",
+                 40 * base64_size(1024LL * 1024LL), runs, paced))
+        return 1;
     return 0;
 }
