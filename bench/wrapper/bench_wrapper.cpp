@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -183,6 +184,23 @@ long vm_hwm_kib(pid_t pid) {
     return -1;
 }
 
+// utime + stime of the process, in seconds.
+double cpu_seconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) return -1;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string f;
+    long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> f; ++i) {
+        if (i == 14) utime = std::atoll(f.c_str());
+        if (i == 15) stime = std::atoll(f.c_str());
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
@@ -220,17 +238,24 @@ bool measure(const std::string& name, const std::string& command, long long outp
             _exit(99);
         }
         long hwm = 0;
+        double cpu = 0;
         int status = 0;
-        while (waitpid(pid, &status, WNOHANG) == 0) {
+        // waitid(WNOWAIT) leaves the exited process in place so its final VmHWM/CPU can be read.
+        siginfo_t info{};
+        while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0) {
             hwm = std::max(hwm, vm_hwm_kib(pid));
+            cpu = std::max(cpu, cpu_seconds(pid));
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
+        cpu = std::max(cpu, cpu_seconds(pid));
+        waitpid(pid, &status, 0);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && peer.retcode() == 0;
         const double rate = static_cast<double>(output) / 1e6 / secs;
-        std::printf("%s run %d: %s, %.0f MB in %.2f s = %.1f MB/s, sp_wrapper peak RSS %.2f MiB (%ld frames)\n",
+        std::printf("%s run %d: %s, %.0f MB in %.2f s = %.1f MB/s, sp_wrapper peak RSS %.2f MiB, "
+                    "CPU %.2f s = %.0f MB per CPU second (%ld frames)\n",
                     name.c_str(), r + 1, ok ? "ok" : "FAILED", static_cast<double>(output) / 1e6, secs, rate,
-                    static_cast<double>(hwm) / 1024.0, peer.frames());
+                    static_cast<double>(hwm) / 1024.0, cpu, static_cast<double>(output) / 1e6 / cpu, peer.frames());
         if (!ok) return false;
         rates.push_back(rate);
         rss.push_back(static_cast<double>(hwm) / 1024.0);

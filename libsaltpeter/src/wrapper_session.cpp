@@ -318,7 +318,7 @@ private:
 
     void on_job_output(std::string_view bytes) {
         m_decoder.decode(bytes, m_buffer);
-        if (m_buffer.size() >= k_chunk_size) flush_buffer(true);
+        if (m_buffer.size() >= k_chunk_size) flush_buffer(false);
         if (!m_buffer.empty() && !m_flush_armed) {
             // Never cancelled: when it fires on an empty buffer it does nothing, which is simpler
             // than tracking cancellations against new output.
@@ -326,7 +326,7 @@ private:
             m_flush_timer.expires_after(m_s.output_interval);
             m_flush_timer.async_wait([this](const boost::system::error_code& ec) {
                 m_flush_armed = false;
-                if (!ec) flush_buffer(false);
+                if (!ec) flush_buffer(true);
             });
         }
     }
@@ -377,7 +377,7 @@ private:
                                        : "\n[Job exceeded timeout of " + std::to_string(m_s.timeout_seconds) + " seconds]\n";
         m_log.info(verdict == Verdict::killed ? "Kill requested: SIGTERM to the job's process group"
                                               : "Timeout: SIGTERM to the job's process group");
-        flush_buffer(false);
+        flush_buffer(true);
         push_chunk(Chunk{-1, true, notice});
         m_runner->kill_group(SIGTERM);
         m_grace_timer.expires_after(m_s.kill_grace);
@@ -400,7 +400,7 @@ private:
 
     void finish_with(int retcode) {
         m_decoder.finish(m_buffer);
-        flush_buffer(false);
+        flush_buffer(true);
         m_retcode = retcode;
         m_finished = true;
         m_deadline = Clock::now() + m_s.completion_retry;
@@ -409,21 +409,23 @@ private:
     }
 
     // ---- the output queue -----------------------------------------------------------------
-    void flush_buffer(bool full_chunks_only) {
-        if (m_buffer.size() <= k_chunk_size && (!full_chunks_only || m_buffer.size() == k_chunk_size)) {
-            // The common case: the whole buffer is one chunk; move it instead of copying.
-            if (!m_buffer.empty()) push_chunk(Chunk{-1, false, std::move(m_buffer)});
+    // Moves the buffer into the queue: always when `all`, else once it holds 64 KiB. A buffer of up
+    // to one frame's worth moves as is (no copy: one read past 64 KiB stays below that); only a
+    // larger one is cut at character boundaries.
+    void flush_buffer(bool all) {
+        if (m_buffer.empty() || (!all && m_buffer.size() < k_chunk_size)) return;
+        if (m_buffer.size() <= k_max_frame_data) {
+            push_chunk(Chunk{-1, false, std::move(m_buffer)});
             m_buffer.clear();
-            pump();
-            return;
+        } else {
+            std::size_t pos = 0;
+            while (pos < m_buffer.size()) {
+                const std::size_t n = utf8_cut(std::string_view(m_buffer).substr(pos), k_chunk_size);
+                push_chunk(Chunk{-1, false, m_buffer.substr(pos, n)});
+                pos += n;
+            }
+            m_buffer.clear();
         }
-        std::size_t pos = 0;
-        while (m_buffer.size() - pos >= (full_chunks_only ? k_chunk_size : 1)) {
-            const std::size_t n = utf8_cut(std::string_view(m_buffer).substr(pos), k_chunk_size);
-            push_chunk(Chunk{-1, false, m_buffer.substr(pos, n)});
-            pos += n;
-        }
-        m_buffer.erase(0, pos);
         pump();
     }
 
