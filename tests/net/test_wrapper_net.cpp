@@ -528,7 +528,7 @@ TEST_CASE("the job runs as SP_USER with its identity and without SP_TOKEN") {
     CHECK(peer.output() == "nobody\nnobody nobody " + std::string(pw->pw_dir) + "\n[]\n" + expected_ids);
 }
 
-TEST_CASE("launch: detaches and returns 0 at once; pre-detach failures exit non-zero") {
+TEST_CASE("launch: detaches and returns 0 at once and pre-detach failures exit non-zero") {
     Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
@@ -580,7 +580,7 @@ TEST_CASE("kill: a grandchild that ignores SIGTERM and holds stdout after the sh
     CHECK(group_gone(pgid));
 }
 
-TEST_CASE("wss:// with a trusted certificate (SSL_CERT_FILE) streams like ws://; an untrusted one is refused") {
+TEST_CASE("wss:// with a trusted certificate (SSL_CERT_FILE) streams like ws:// and an untrusted one is refused") {
     Watchdog dog(60s);
     const auto dir = temp_dir();
     const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";

@@ -41,7 +41,7 @@ TEST_CASE("stdout and stderr are merged, the exit status is reported") {
     CHECK(WEXITSTATUS(o.status) == 3);
 }
 
-TEST_CASE("environment and working directory are applied; no shell interpolation of argv") {
+TEST_CASE("environment and working directory are applied and argv is not interpolated by a shell") {
     ProcessSpec spec{{"/bin/sh", "-c", "echo \"$FOO\" \"$1\"; pwd", "sh", "$(id)"}, {"FOO=bar"}, "/tmp", ""};
     CHECK(run(spec).output == "bar $(id)\n/tmp\n");
 }
