@@ -607,7 +607,9 @@ private:
 
     void handle(const protocol::ServerError& e) {
         m_log.info("Server error " + e.code + ": " + e.message);
-        if (e.code == "JOB_NOT_FOUND") {
+        // Only an answer to `complete` ends the session: while the job runs the wrapper keeps
+        // draining it, and its `complete` will get the final word.
+        if (e.code == "JOB_NOT_FOUND" && m_finished) {
             keep_result("the server no longer knows this job");
             stop(1);
         }
