@@ -603,3 +603,41 @@ TEST_CASE("wss:// with a trusted certificate (SSL_CERT_FILE) streams like ws:// 
     CHECK(run_to_end(env2, dir) == 1);
     CHECK(untrusted.connections() == 0);
 }
+
+TEST_CASE("timeout of a job that ignores SIGTERM: heartbeats go on until SIGKILL and 124") {
+    Watchdog dog(60s);
+    TestPeer peer;
+    const auto dir = temp_dir();
+    Env env(peer.url(), "trap '' TERM; sleep 300", dir, unique_job("timeoutbeat"));
+    env.vars["SP_TIMEOUT"] = "1";
+    env.vars["SP_KILL_GRACE_MS"] = "1500";
+    env.vars["SP_HEARTBEAT_INTERVAL_MS"] = "200";
+    const Run run = spawn_wrapper(env.vars, {"--foreground"}, dir);
+    REQUIRE(peer.wait_for([&] { return start_pid(peer) > 0; }, 10s));
+    const long pgid = start_pid(peer);
+    CHECK(wait_exit(run, 20s) == 0);
+    CHECK(peer.retcode() == 124);
+    CHECK(group_gone(pgid));
+    // Heartbeats between the timeout notice and complete.
+    const auto types = peer.frame_types();
+    const auto notice = std::find(types.begin(), types.end(), "output");
+    REQUIRE(notice != types.end());
+    CHECK(std::count(notice, types.end(), "heartbeat") >= 4);
+}
+
+TEST_CASE("original server that never acks start: the wrapper keeps retrying and keeps the result") {
+    Watchdog dog(60s);
+    PeerScript script;
+    script.proto2 = false;
+    script.ack_start = false;
+    TestPeer peer(script);
+    const auto dir = temp_dir();
+    const std::string job = unique_job("nostart");
+    Env env(peer.url(), "echo lost; sleep 1", dir, job);
+    env.vars["SP_COMPLETION_RETRY_MS"] = "2500";
+    CHECK(run_to_end(env, dir) == 1);
+    CHECK(peer.connections() >= 2);
+    const auto types = peer.frame_types();
+    CHECK(std::count(types.begin(), types.end(), "output") == 0);  // nothing before the handshake
+    CHECK(read_file(dir + "/" + job + "." + job + "_1700000000.result.json").find("lost\\n") != std::string::npos);
+}
