@@ -278,6 +278,9 @@ TEST_CASE("50 MB of output across forced disconnects, spilled to disk, exactly o
     CHECK(got.size() == expected.size());
     CHECK(got == expected);
     CHECK(peer.connections() >= 5);
+    const auto types = peer.frame_types();
+    CHECK(std::count(types.begin(), types.end(), "start") == 1);  // acked once, never resent
+    CHECK(std::count(types.begin(), types.end(), "connect") == peer.connections());
     CHECK(read_file(dir + "/" + env.vars["SP_JOB_NAME"] + ".log").find("spilling to disk") != std::string::npos);
 }
 
