@@ -40,7 +40,8 @@ bool detach() {
         dup2(devnull, 2);
         if (devnull > 2) close(devnull);
     }
-    if (chdir("/") != 0) {}
+    // No chdir("/"): without SP_CWD the job inherits the launcher's working directory, as with
+    // the original wrapper.
     return true;
 }
 

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/close_range.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,6 +21,9 @@ namespace saltpeter {
 namespace {
 
 constexpr std::size_t k_read_size = 64 * 1024;
+// A larger pipe lets a fast producer run ahead between two reads, which halves the context
+// switches per megabyte (the benchmark's main cost after JSON encoding).
+constexpr int k_pipe_size = 1024 * 1024;
 
 // What the child reports through the CLOEXEC error pipe when it cannot reach execve().
 enum class Stage : int { chdir = 1, setgroups, setgid, setuid, exec, dup };
@@ -156,6 +160,7 @@ public:
         }
         m_pid = pid;
         m_callbacks = std::move(callbacks);
+        fcntl(out[0], F_SETPIPE_SZ, k_pipe_size);  // best effort: the default size works too
         m_pipe.assign(out[0]);
         m_pipe.non_blocking(true);
         read_more();
@@ -193,6 +198,9 @@ private:
             _exit(127);
         };
         setpgid(0, 0);
+        // Descriptors the parent opened without O_CLOEXEC (sockets, logs) must not leak into the
+        // job; marking them close-on-exec keeps the error pipe usable until execve.
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         // The parent's signal mask and ignored signals must not leak into the job.
         sigset_t none;
         sigemptyset(&none);

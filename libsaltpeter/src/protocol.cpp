@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "saltpeter/time.hpp"
@@ -110,6 +111,131 @@ void put_envelope(OJson& j, std::string_view type, const Envelope& e) {
 
 std::string dump(const OJson& j) {
     return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
+}
+
+constexpr std::uint64_t k_ones = 0x0101010101010101ULL;
+constexpr std::uint64_t k_highs = 0x8080808080808080ULL;
+
+// True when one of the 8 bytes of w needs escaping in JSON or is not ASCII: < 0x20, '"', '\\'
+// or >= 0x80 (the SWAR "has less than" / "has byte" tricks).
+constexpr bool needs_care(std::uint64_t w) {
+    const std::uint64_t less_than_space = (w - k_ones * 0x20) & ~w;
+    const std::uint64_t quote = w ^ (k_ones * 0x22);
+    const std::uint64_t backslash = w ^ (k_ones * 0x5C);
+    const std::uint64_t has_quote = (quote - k_ones) & ~quote;
+    const std::uint64_t has_backslash = (backslash - k_ones) & ~backslash;
+    return ((less_than_space | has_quote | has_backslash) & k_highs) != 0 || (w & k_highs) != 0;
+}
+
+bool is_valid_utf8(std::string_view s) {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t n = s.size();
+    std::size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            std::uint64_t w;
+            std::memcpy(&w, p + i, 8);
+            if ((w & k_highs) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        const unsigned char b = p[i];
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (b >= 0xC2 && b <= 0xDF) len = 2;
+        else if (b >= 0xE0 && b <= 0xEF) {
+            len = 3;
+            if (b == 0xE0) lo = 0xA0;
+            if (b == 0xED) hi = 0x9F;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            len = 4;
+            if (b == 0xF0) lo = 0x90;
+            if (b == 0xF4) hi = 0x8F;
+        } else return false;
+        if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return false;
+        for (std::size_t k = 2; k < len; ++k)
+            if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
+        i += len;
+    }
+    return true;
+}
+
+// Appends s as a JSON string literal, escaped exactly like nlohmann's dump(ensure_ascii=false):
+// \" \\ \b \f \n \r \t, other control characters as \u00xx, everything else raw. Output frames
+// carry up to 64 KiB and this is the wrapper's hot path, hence the word-at-a-time scan.
+void append_json_string(std::string& out, std::string_view in) {
+    std::string sanitized;
+    if (!is_valid_utf8(in)) {
+        sanitized = sanitize_utf8(in);
+        in = sanitized;
+    }
+    out.push_back('"');
+    const char* p = in.data();
+    const std::size_t n = in.size();
+    std::size_t i = 0, run = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            std::uint64_t w;
+            std::memcpy(&w, p + i, 8);
+            if (!needs_care(w)) {
+                i += 8;
+                continue;
+            }
+        }
+        const auto c = static_cast<unsigned char>(p[i]);
+        const char* esc = nullptr;
+        char buf[8];
+        switch (c) {
+            case '"': esc = "\\\""; break;
+            case '\\': esc = "\\\\"; break;
+            case '\b': esc = "\\b"; break;
+            case '\f': esc = "\\f"; break;
+            case '\n': esc = "\\n"; break;
+            case '\r': esc = "\\r"; break;
+            case '\t': esc = "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+                    esc = buf;
+                }
+        }
+        if (esc) {
+            out.append(p + run, i - run);
+            out.append(esc);
+            run = i + 1;
+        }
+        ++i;
+    }
+    out.append(p + run, n - run);
+    out.push_back('"');
+}
+
+std::string serialize_output(const Output& m) {
+    std::string out;
+    out.reserve(m.data.size() + m.data.size() / 8 + 256);
+    out += "{\"type\":\"output\",\"job_name\":";
+    append_json_string(out, m.envelope.job_name);
+    out += ",\"job_instance\":";
+    append_json_string(out, m.envelope.job_instance);
+    out += ",\"machine\":";
+    append_json_string(out, m.envelope.machine);
+    out += ",\"stream\":";
+    append_json_string(out, m.stream);
+    out += ",\"data\":";
+    append_json_string(out, m.data);
+    if (m.seq) {
+        out += ",\"seq\":";
+        out += std::to_string(*m.seq);
+    }
+    out += ",\"timestamp\":";
+    append_json_string(out, m.envelope.timestamp);
+    out += '}';
+    return out;
 }
 
 }  // namespace
@@ -234,6 +360,7 @@ Result<ServerMessage> parse_server_frame(std::string_view text) {
 }
 
 std::string serialize(const WrapperMessage& message) {
+    if (const auto* output = std::get_if<Output>(&message)) return serialize_output(*output);
     OJson j;
     std::visit(Overloaded{
                    [&](const Connect& m) {

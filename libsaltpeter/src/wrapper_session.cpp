@@ -57,7 +57,11 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr std::size_t k_chunk_size = 64 * 1024;  // flush threshold and max data per frame
+constexpr std::size_t k_chunk_size = 64 * 1024;  // flush threshold of the output buffer
+// Queued chunks of one stream are merged into frames of up to this much data when the window
+// opens: fewer, larger frames when the network lags. 160 KiB stays under 1 MiB of JSON even if
+// every byte were a control character escaped as \u00XX (6 bytes).
+constexpr std::size_t k_max_frame_data = 160 * 1024;
 constexpr std::size_t k_window = 8;              // output frames in flight (PROTOCOL.md 5.4)
 constexpr milliseconds k_handshake_timeout{2000};
 constexpr milliseconds k_sync_after{1000};
@@ -313,14 +317,16 @@ private:
     }
 
     void on_job_output(std::string_view bytes) {
-        const bool was_empty = m_buffer.empty();
         m_decoder.decode(bytes, m_buffer);
-        if (m_buffer.size() >= k_chunk_size) {
-            flush_buffer(true);
-        } else if (was_empty && !m_buffer.empty()) {
+        if (m_buffer.size() >= k_chunk_size) flush_buffer(false);
+        if (!m_buffer.empty() && !m_flush_armed) {
+            // Never cancelled: when it fires on an empty buffer it does nothing, which is simpler
+            // than tracking cancellations against new output.
+            m_flush_armed = true;
             m_flush_timer.expires_after(m_s.output_interval);
             m_flush_timer.async_wait([this](const boost::system::error_code& ec) {
-                if (!ec) flush_buffer(false);
+                m_flush_armed = false;
+                if (!ec) flush_buffer(true);
             });
         }
     }
@@ -334,7 +340,7 @@ private:
         m_wait_status = status;
         m_exited = true;
         m_log.info("Job process exited (wait status " + std::to_string(status) + ")");
-        if (!m_output_ended && m_verdict == Verdict::none) {
+        if (!m_output_ended) {
             m_linger_timer.expires_after(k_linger);
             m_linger_timer.async_wait([this](const boost::system::error_code& ec) {
                 if (ec || m_output_ended) return;
@@ -350,7 +356,9 @@ private:
     void maybe_job_done() {
         if (!m_job_running || !m_exited || !m_output_ended) return;
         if (m_verdict != Verdict::none && m_runner->group_alive()) {
-            // No process of a killed job may survive, even one that closed its output.
+            // No process of a killed job may survive, even one that closed its output: the
+            // grace timer SIGKILLs the group and comes back here.
+            if (!m_grace_expired) return;
             m_runner->kill_group(SIGKILL);
         }
         m_job_running = false;
@@ -369,12 +377,13 @@ private:
                                        : "\n[Job exceeded timeout of " + std::to_string(m_s.timeout_seconds) + " seconds]\n";
         m_log.info(verdict == Verdict::killed ? "Kill requested: SIGTERM to the job's process group"
                                               : "Timeout: SIGTERM to the job's process group");
-        flush_buffer(false);
+        flush_buffer(true);
         push_chunk(Chunk{-1, true, notice});
         m_runner->kill_group(SIGTERM);
         m_grace_timer.expires_after(m_s.kill_grace);
         m_grace_timer.async_wait([this](const boost::system::error_code& ec) {
             if (ec || !m_job_running) return;
+            m_grace_expired = true;
             if (m_runner->group_alive()) {
                 m_log.info("Grace period over: SIGKILL to the job's process group");
                 m_runner->kill_group(SIGKILL);
@@ -390,9 +399,8 @@ private:
     }
 
     void finish_with(int retcode) {
-        std::string tail;
         m_decoder.finish(m_buffer);
-        flush_buffer(false);
+        flush_buffer(true);
         m_retcode = retcode;
         m_finished = true;
         m_deadline = Clock::now() + m_s.completion_retry;
@@ -401,15 +409,23 @@ private:
     }
 
     // ---- the output queue -----------------------------------------------------------------
-    void flush_buffer(bool full_chunks_only) {
-        std::size_t pos = 0;
-        while (m_buffer.size() - pos >= (full_chunks_only ? k_chunk_size : 1)) {
-            const std::size_t n = utf8_cut(std::string_view(m_buffer).substr(pos), k_chunk_size);
-            push_chunk(Chunk{-1, false, m_buffer.substr(pos, n)});
-            pos += n;
+    // Moves the buffer into the queue: always when `all`, else once it holds 64 KiB. A buffer of up
+    // to one frame's worth moves as is (no copy: one read past 64 KiB stays below that); only a
+    // larger one is cut at character boundaries.
+    void flush_buffer(bool all) {
+        if (m_buffer.empty() || (!all && m_buffer.size() < k_chunk_size)) return;
+        if (m_buffer.size() <= k_max_frame_data) {
+            push_chunk(Chunk{-1, false, std::move(m_buffer)});
+            m_buffer.clear();
+        } else {
+            std::size_t pos = 0;
+            while (pos < m_buffer.size()) {
+                const std::size_t n = utf8_cut(std::string_view(m_buffer).substr(pos), k_chunk_size);
+                push_chunk(Chunk{-1, false, m_buffer.substr(pos, n)});
+                pos += n;
+            }
+            m_buffer.clear();
         }
-        m_buffer.erase(0, pos);
-        if (m_buffer.empty()) m_flush_timer.cancel();
         pump();
     }
 
@@ -545,7 +561,6 @@ private:
             case protocol::AckType::complete:
                 if (!m_finished || !m_complete_sent) return;
                 m_log.info("Completion acknowledged by the server");
-                std::remove(result_path().c_str());
                 stop(0);
                 return;
         }
@@ -592,7 +607,9 @@ private:
 
     void handle(const protocol::ServerError& e) {
         m_log.info("Server error " + e.code + ": " + e.message);
-        if (e.code == "JOB_NOT_FOUND") {
+        // Only an answer to `complete` ends the session: while the job runs the wrapper keeps
+        // draining it, and its `complete` will get the final word.
+        if (e.code == "JOB_NOT_FOUND" && m_finished) {
             keep_result("the server no longer knows this job");
             stop(1);
         }
@@ -631,6 +648,12 @@ private:
             if (m_sent_on_socket == m_unacked.size()) {
                 auto next = next_unsent();
                 if (!next) break;
+                while (!m_queue.empty() && m_queue.front().is_stderr == next->is_stderr &&
+                       next->data.size() + m_queue.front().data.size() <= k_max_frame_data) {
+                    next->data += m_queue.front().data;
+                    m_memory -= m_queue.front().data.size();
+                    m_queue.pop_front();
+                }
                 next->seq = m_next_seq++;
                 m_memory += next->data.size();
                 m_unacked.push_back(std::move(*next));
@@ -654,11 +677,10 @@ private:
     template <typename M>
     bool send(const M& message) {
         protocol::WrapperMessage m = message;
-        const std::string text = protocol::serialize(m);
+        std::string text = protocol::serialize(m);
         if (m_log.debugging())
             m_log.debug("send " + std::string(protocol::type_name(m)) + " (" + std::to_string(text.size()) + " bytes)");
-        if (!m_ws.send(text)) return false;
-        return true;
+        return m_ws.send(std::move(text));
     }
 
     protocol::Envelope envelope() const {
@@ -724,9 +746,12 @@ private:
             m_log.info("Replay failed (" + why + "); result file kept");
             return;
         }
-        const std::string path = result_path();
-        const std::string tmp = path + ".tmp";
+        std::string path = result_path();
         const std::string body = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace);
+        // The log directory may be missing when logging is off; /tmp is the fallback.
+        if (access(m_s.log_dir.c_str(), W_OK | X_OK) != 0)
+            path = "/tmp/" + m_s.job_name + "." + m_s.job_instance + ".result.json";
+        const std::string tmp = path + ".tmp";
         unlink(tmp.c_str());
         const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         bool ok = fd >= 0;
@@ -765,7 +790,8 @@ private:
     Utf8Decoder m_decoder;
     std::string m_buffer;
     std::int64_t m_pid = 0;
-    bool m_job_running = false, m_exited = false, m_output_ended = false;
+    bool m_job_running = false, m_exited = false, m_output_ended = false, m_grace_expired = false;
+    bool m_flush_armed = false;
     int m_wait_status = 0;
     Verdict m_verdict = Verdict::none;
     bool m_finished = false, m_replay = false;

@@ -30,8 +30,9 @@ public:
     /// Starts connecting to `url` (ws:// or wss://), dropping any current connection first.
     /// Returns false (and an explanation in `error`) when the URL cannot be used at all.
     bool connect(const std::string& url, std::string& error);
-    /// Queues one text frame. Returns false when no connection is open.
-    bool send(const std::string& text);
+    /// Queues one text frame; `text` must be valid UTF-8 (it is not re-validated). Returns false
+    /// when no connection is open.
+    bool send(std::string text);
     /// Closes the current connection (if any) without delivering on_closed.
     void close();
     /// True between on_open and on_closed/close().

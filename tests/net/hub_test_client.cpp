@@ -1,7 +1,3 @@
-// GCC 12 reports -Wnull-dereference inside inlined Boost.Asio (see libsaltpeter/CMakeLists.txt);
-// this TU cannot get a per-file option without editing the shared tests/net/CMakeLists.txt.
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-
 #include "hub_test_client.hpp"
 
 #include <websocketpp/client.hpp>

@@ -1,6 +1,5 @@
 // MachineHub over loopback (PROTOCOL.md 1.3, 1.4 REC, 1.7, 5.3, 5.5): scripted WebSocket clients on
 // the test thread's io_context, a recording listener, and a watchdog so that no case can hang.
-#pragma GCC diagnostic ignored "-Wnull-dereference"  // inlined Boost.Asio, see hub_test_client.cpp
 
 #include <doctest/doctest.h>
 

@@ -278,6 +278,9 @@ TEST_CASE("50 MB of output across forced disconnects, spilled to disk, exactly o
     CHECK(got.size() == expected.size());
     CHECK(got == expected);
     CHECK(peer.connections() >= 5);
+    const auto types = peer.frame_types();
+    CHECK(std::count(types.begin(), types.end(), "start") == 1);  // acked once, never resent
+    CHECK(std::count(types.begin(), types.end(), "connect") == peer.connections());
     CHECK(read_file(dir + "/" + env.vars["SP_JOB_NAME"] + ".log").find("spilling to disk") != std::string::npos);
 }
 
@@ -528,7 +531,7 @@ TEST_CASE("the job runs as SP_USER with its identity and without SP_TOKEN") {
     CHECK(peer.output() == "nobody\nnobody nobody " + std::string(pw->pw_dir) + "\n[]\n" + expected_ids);
 }
 
-TEST_CASE("launch: detaches and returns 0 at once; pre-detach failures exit non-zero") {
+TEST_CASE("launch: detaches and returns 0 at once and pre-detach failures exit non-zero") {
     Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
@@ -561,4 +564,83 @@ TEST_CASE("launch: detaches and returns 0 at once; pre-detach failures exit non-
     missing.vars.erase("SP_COMMAND");
     CHECK(run_to_end(missing, dir, 10s, {}) == 1);
     CHECK(read_file(dir + "/wrapper.out").find("Error: SP_COMMAND environment variable not set") != std::string::npos);
+}
+
+TEST_CASE("kill: a grandchild that ignores SIGTERM and holds stdout after the shell died is SIGKILLed") {
+    Watchdog dog(60s);
+    TestPeer peer;
+    const auto dir = temp_dir();
+    Env env(peer.url(), "(trap '' TERM; sleep 300) & echo go; wait", dir, unique_job("grandchild"));
+    env.vars["SP_KILL_GRACE_MS"] = "3000";
+    const Run run = spawn_wrapper(env.vars, {"--foreground"}, dir);
+    REQUIRE(peer.wait_for([&] { return peer.output() == "go\n"; }, 10s));
+    const long pgid = start_pid(peer);
+    const auto t0 = std::chrono::steady_clock::now();
+    peer.send_kill();
+    CHECK(wait_exit(run, 20s) == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 2900ms);  // SIGKILL only after the grace
+    CHECK(peer.retcode() == 143);
+    CHECK(group_gone(pgid));
+}
+
+TEST_CASE("wss:// with a trusted certificate (SSL_CERT_FILE) streams like ws:// and an untrusted one is refused") {
+    Watchdog dog(60s);
+    const auto dir = temp_dir();
+    const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
+    const std::string gen = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
+                            " -out " + cert + " >/dev/null 2>&1";
+    REQUIRE(std::system(gen.c_str()) == 0);
+    TestPeer peer(PeerScript{}, saltpeter::test::PeerTls{cert, key});
+    REQUIRE(peer.url().rfind("wss://localhost:", 0) == 0);
+    const std::string cmd = "for i in 1 2 3; do echo secure $i; done; exit 7";
+    Env env(peer.url(), cmd, dir, unique_job("tls"));
+    env.vars["SSL_CERT_FILE"] = cert;
+    CHECK(run_to_end(env, dir) == 0);
+    CHECK(peer.output() == "secure 1\nsecure 2\nsecure 3\n");
+    CHECK(peer.retcode() == 7);
+
+    TestPeer untrusted(PeerScript{}, saltpeter::test::PeerTls{cert, key});
+    Env env2(untrusted.url(), "echo x", dir, unique_job("tlsbad"));
+    env2.vars["SSL_CERT_FILE"] = "/dev/null";
+    env2.vars["SP_COMPLETION_RETRY_MS"] = "1000";
+    CHECK(run_to_end(env2, dir) == 1);
+    CHECK(untrusted.connections() == 0);
+}
+
+TEST_CASE("timeout of a job that ignores SIGTERM: heartbeats go on until SIGKILL and 124") {
+    Watchdog dog(60s);
+    TestPeer peer;
+    const auto dir = temp_dir();
+    Env env(peer.url(), "trap '' TERM; sleep 300", dir, unique_job("timeoutbeat"));
+    env.vars["SP_TIMEOUT"] = "1";
+    env.vars["SP_KILL_GRACE_MS"] = "1500";
+    env.vars["SP_HEARTBEAT_INTERVAL_MS"] = "200";
+    const Run run = spawn_wrapper(env.vars, {"--foreground"}, dir);
+    REQUIRE(peer.wait_for([&] { return start_pid(peer) > 0; }, 10s));
+    const long pgid = start_pid(peer);
+    CHECK(wait_exit(run, 20s) == 0);
+    CHECK(peer.retcode() == 124);
+    CHECK(group_gone(pgid));
+    // Heartbeats between the timeout notice and complete.
+    const auto types = peer.frame_types();
+    const auto notice = std::find(types.begin(), types.end(), "output");
+    REQUIRE(notice != types.end());
+    CHECK(std::count(notice, types.end(), "heartbeat") >= 4);
+}
+
+TEST_CASE("original server that never acks start: the wrapper keeps retrying and keeps the result") {
+    Watchdog dog(60s);
+    PeerScript script;
+    script.proto2 = false;
+    script.ack_start = false;
+    TestPeer peer(script);
+    const auto dir = temp_dir();
+    const std::string job = unique_job("nostart");
+    Env env(peer.url(), "echo lost; sleep 1", dir, job);
+    env.vars["SP_COMPLETION_RETRY_MS"] = "2500";
+    CHECK(run_to_end(env, dir) == 1);
+    CHECK(peer.connections() >= 2);
+    const auto types = peer.frame_types();
+    CHECK(std::count(types.begin(), types.end(), "output") == 0);  // nothing before the handshake
+    CHECK(read_file(dir + "/" + job + "." + job + "_1700000000.result.json").find("lost\\n") != std::string::npos);
 }

@@ -1,5 +1,7 @@
 #include "test_peer.hpp"
 
+#include <boost/asio/ssl.hpp>
+#include <websocketpp/config/asio.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
@@ -14,24 +16,27 @@
 
 namespace saltpeter::test {
 namespace {
-using Server = websocketpp::server<websocketpp::config::asio>;
 using Hdl = websocketpp::connection_hdl;
+using HdlSet = std::set<Hdl, std::owner_less<Hdl>>;
 namespace proto = saltpeter::protocol;
 
 std::string now_ts() { return proto::format_timestamp(std::chrono::system_clock::now()); }
 
-// Benchmark mode: the seq of an output frame without a full JSON parse (our wrapper puts seq
-// after data, so the last unescaped "seq": is the field).
-long fast_seq(const std::string& text) {
-    auto pos = text.rfind("\"seq\":");
-    while (pos != std::string::npos && pos > 0 && text[pos - 1] == '\\') pos = text.rfind("\"seq\":", pos - 1);
-    if (pos == std::string::npos) return -1;
-    return std::strtol(text.c_str() + pos + 6, nullptr, 10);
-}
+// What the scripted logic needs from a websocketpp server; implemented for ws:// and wss://.
+struct ServerOps {
+    virtual ~ServerOps() = default;
+    virtual void send(Hdl hdl, const std::string& text) = 0;
+    virtual void close(Hdl hdl, websocketpp::close::status::value code, const std::string& reason) = 0;
+    virtual boost::asio::io_context& io() = 0;
+    virtual void run() = 0;
+    virtual void shutdown(const HdlSet& open) = 0;
+    virtual int port() = 0;
+};
+
 }  // namespace
 
 struct TestPeer::Impl {
-    Server server;
+    std::unique_ptr<ServerOps> ops;
     std::thread thread;
     int port = 0;
     mutable std::mutex mutex;
@@ -46,13 +51,13 @@ struct TestPeer::Impl {
     std::optional<int> retcode;
     int connections = 0;
     bool nacked = false;
-    std::set<Hdl, std::owner_less<Hdl>> open;
-    std::set<Hdl, std::owner_less<Hdl>> closed_by_us;  // frames still arriving on these are ignored
+    HdlSet open;
+    HdlSet closed_by_us;  // frames still arriving on these are ignored
+    bool tls = false;
     Hdl newest;
 
     void send(Hdl hdl, const proto::ServerMessage& m) {
-        websocketpp::lib::error_code ec;
-        server.send(hdl, proto::serialize(m), websocketpp::frame::opcode::text, ec);
+        ops->send(hdl, proto::serialize(m));
     }
 
     void send_ack_later(Hdl hdl, proto::Ack ack, int delay_ms) {
@@ -60,27 +65,16 @@ struct TestPeer::Impl {
             send(hdl, ack);
             return;
         }
-        auto timer = std::make_shared<boost::asio::steady_timer>(server.get_io_service());
+        auto timer = std::make_shared<boost::asio::steady_timer>(ops->io());
         timer->expires_after(std::chrono::milliseconds(delay_ms));
         timer->async_wait([this, hdl, ack, timer](const boost::system::error_code& ec) {
             if (!ec) send(hdl, ack);
         });
     }
 
-    void on_message(Hdl hdl, Server::message_ptr msg) {
-        const std::string& text = msg->get_payload();
+    void on_message(Hdl hdl, const std::string& text) {
         std::unique_lock<std::mutex> lock(mutex);
         if (closed_by_us.count(hdl)) return;
-        if (script.fast && text.compare(0, 18, "{\"type\":\"output\",\"") == 0) {
-            ++outputs_received;
-            output_bytes += static_cast<long long>(text.size());
-            const long seq = fast_seq(text);
-            if (seq >= expected) expected = seq + 1;
-            proto::Ack ack{proto::AckType::output, now_ts(), seq, std::nullopt, std::nullopt};
-            lock.unlock();
-            send(hdl, ack);
-            return;
-        }
         frames.push_back(text);
         auto parsed = proto::parse_wrapper_frame(text);
         if (!parsed) {
@@ -114,8 +108,7 @@ struct TestPeer::Impl {
                 // The frame is lost with the connection: not stored, not acked.
                 closed_by_us.insert(hdl);
                 lock.unlock();
-                websocketpp::lib::error_code ec;
-                server.close(hdl, websocketpp::close::status::going_away, "scripted close", ec);
+                ops->close(hdl, websocketpp::close::status::going_away, "scripted close");
                 return;
             }
             if (seq == script.nack_seq_once && !nacked) {
@@ -146,8 +139,7 @@ struct TestPeer::Impl {
             if (script.job_not_found) {
                 lock.unlock();
                 send(hdl, proto::ServerError{"JOB_NOT_FOUND", "Job no longer exists on server (stopped or restarted)"});
-                websocketpp::lib::error_code ec;
-                server.close(hdl, websocketpp::close::status::normal, "", ec);
+                ops->close(hdl, websocketpp::close::status::normal, "");
                 return;
             }
             if (!retcode) retcode = c2->retcode;
@@ -158,50 +150,101 @@ struct TestPeer::Impl {
     }
 };
 
-TestPeer::TestPeer(PeerScript script) : m_impl(std::make_unique<Impl>()) {
-    auto& s = m_impl->server;
+namespace {
+
+template <typename Config>
+class Backend final : public ServerOps {
+public:
+    using Server = websocketpp::server<Config>;
+
+    Backend(TestPeer::Impl* impl, const PeerTls& tls) {
+        m_server.clear_access_channels(websocketpp::log::alevel::all);
+        m_server.clear_error_channels(websocketpp::log::elevel::all);
+        m_server.init_asio();
+        m_server.set_reuse_addr(true);
+        m_server.set_max_message_size(64 * 1024 * 1024);
+        m_server.set_validate_handler([impl](Hdl) {
+            std::lock_guard<std::mutex> lock(impl->mutex);
+            return std::chrono::steady_clock::now() >= impl->refuse_until;
+        });
+        m_server.set_open_handler([impl](Hdl hdl) {
+            std::lock_guard<std::mutex> lock(impl->mutex);
+            ++impl->connections;
+            impl->open.insert(hdl);
+            impl->newest = hdl;
+        });
+        m_server.set_close_handler([impl](Hdl hdl) {
+            std::lock_guard<std::mutex> lock(impl->mutex);
+            impl->open.erase(hdl);
+        });
+        m_server.set_message_handler(
+            [impl](Hdl hdl, typename Server::message_ptr msg) { impl->on_message(hdl, msg->get_payload()); });
+        set_tls(tls);
+        m_server.listen(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+        m_server.start_accept();
+    }
+    void send(Hdl hdl, const std::string& text) override {
+        websocketpp::lib::error_code ec;
+        m_server.send(hdl, text, websocketpp::frame::opcode::text, ec);
+    }
+    void close(Hdl hdl, websocketpp::close::status::value code, const std::string& reason) override {
+        websocketpp::lib::error_code ec;
+        m_server.close(hdl, code, reason, ec);
+    }
+    boost::asio::io_context& io() override { return m_server.get_io_service(); }
+    void run() override { m_server.run(); }
+    void shutdown(const HdlSet& open) override {
+        websocketpp::lib::error_code ec;
+        m_server.stop_listening(ec);
+        for (const auto& h : open) m_server.close(h, websocketpp::close::status::going_away, "", ec);
+        m_server.stop();
+    }
+    int port() override {
+        websocketpp::lib::asio::error_code ec;
+        return m_server.get_local_endpoint(ec).port();
+    }
+
+private:
+    void set_tls(const PeerTls& tls) {
+        if constexpr (std::is_same_v<Config, websocketpp::config::asio_tls>) {
+            m_server.set_tls_init_handler([tls](Hdl) {
+                namespace ssl = boost::asio::ssl;
+                auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+                ctx->use_certificate_chain_file(tls.cert_file);
+                ctx->use_private_key_file(tls.key_file, ssl::context::pem);
+                return ctx;
+            });
+        } else {
+            (void)tls;
+        }
+    }
+    Server m_server;
+};
+
+}  // namespace
+
+TestPeer::TestPeer(PeerScript script, PeerTls tls) : m_impl(std::make_unique<Impl>()) {
     m_impl->script = script;
-    s.clear_access_channels(websocketpp::log::alevel::all);
-    s.clear_error_channels(websocketpp::log::elevel::all);
-    s.init_asio();
-    s.set_reuse_addr(true);
-    s.set_max_message_size(64 * 1024 * 1024);
+    if (tls.cert_file.empty())
+        m_impl->ops = std::make_unique<Backend<websocketpp::config::asio>>(m_impl.get(), tls);
+    else
+        m_impl->ops = std::make_unique<Backend<websocketpp::config::asio_tls>>(m_impl.get(), tls);
+    m_impl->tls = !tls.cert_file.empty();
+    m_impl->port = m_impl->ops->port();
     Impl* impl = m_impl.get();
-    s.set_validate_handler([impl](Hdl) {
-        std::lock_guard<std::mutex> lock(impl->mutex);
-        return std::chrono::steady_clock::now() >= impl->refuse_until;
-    });
-    s.set_open_handler([impl](Hdl hdl) {
-        std::lock_guard<std::mutex> lock(impl->mutex);
-        ++impl->connections;
-        impl->open.insert(hdl);
-        impl->newest = hdl;
-    });
-    s.set_close_handler([impl](Hdl hdl) {
-        std::lock_guard<std::mutex> lock(impl->mutex);
-        impl->open.erase(hdl);
-    });
-    s.set_message_handler([impl](Hdl hdl, Server::message_ptr msg) { impl->on_message(hdl, msg); });
-    s.listen(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-    s.start_accept();
-    websocketpp::lib::asio::error_code ec;
-    m_impl->port = s.get_local_endpoint(ec).port();
-    m_impl->thread = std::thread([impl] { impl->server.run(); });
+    m_impl->thread = std::thread([impl] { impl->ops->run(); });
 }
 
 TestPeer::~TestPeer() {
     Impl* impl = m_impl.get();
-    boost::asio::post(impl->server.get_io_service(), [impl] {
-        websocketpp::lib::error_code ec;
-        impl->server.stop_listening(ec);
-        for (const auto& h : impl->open) impl->server.close(h, websocketpp::close::status::going_away, "", ec);
-        impl->server.stop();
-    });
+    boost::asio::post(impl->ops->io(), [impl] { impl->ops->shutdown(impl->open); });
     m_impl->thread.join();
 }
 
 int TestPeer::port() const { return m_impl->port; }
-std::string TestPeer::url() const { return "ws://127.0.0.1:" + std::to_string(m_impl->port); }
+std::string TestPeer::url() const {
+    return std::string(m_impl->tls ? "wss://localhost:" : "ws://127.0.0.1:") + std::to_string(m_impl->port);
+}
 
 void TestPeer::set_script(const PeerScript& script) {
     std::lock_guard<std::mutex> lock(m_impl->mutex);
@@ -215,7 +258,7 @@ void TestPeer::refuse_for(std::chrono::milliseconds d) {
 
 void TestPeer::send_kill() {
     Impl* impl = m_impl.get();
-    boost::asio::post(impl->server.get_io_service(), [impl] {
+    boost::asio::post(impl->ops->io(), [impl] {
         Hdl h;
         {
             std::lock_guard<std::mutex> lock(impl->mutex);
@@ -227,14 +270,13 @@ void TestPeer::send_kill() {
 
 void TestPeer::close_all() {
     Impl* impl = m_impl.get();
-    boost::asio::post(impl->server.get_io_service(), [impl] {
-        std::set<Hdl, std::owner_less<Hdl>> all;
+    boost::asio::post(impl->ops->io(), [impl] {
+        HdlSet all;
         {
             std::lock_guard<std::mutex> lock(impl->mutex);
             all = impl->open;
         }
-        websocketpp::lib::error_code ec;
-        for (const auto& h : all) impl->server.close(h, websocketpp::close::status::going_away, "", ec);
+        for (const auto& h : all) impl->ops->close(h, websocketpp::close::status::going_away, "");
     });
 }
 

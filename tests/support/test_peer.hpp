@@ -1,5 +1,5 @@
 #pragma once
-// TestPeer: a scripted stand-in for spd's machines WebSocket, for tests and the benchmark.
+// TestPeer: a scripted stand-in for spd's machines WebSocket, for the net tests.
 // websocketpp server on 127.0.0.1, port 0, in its own thread; records every frame and stores
 // output the way spd does (dedup, nack on gaps), or behaves like the original Python server.
 
@@ -21,18 +21,25 @@ struct PeerScript {
     bool job_not_found = false;      ///< answer complete with error JOB_NOT_FOUND and close
     std::vector<long> close_after_outputs;  ///< close the socket when the n-th output frame (total) arrives
     long nack_seq_once = -1;         ///< drop and nack the first output frame with this seq
-    bool fast = false;               ///< benchmark mode: no JSON parse of output frames, no storage
+};
+
+/// Certificate and key (PEM files) to serve wss:// instead of ws://.
+struct PeerTls {
+    std::string cert_file;
+    std::string key_file;
 };
 
 class TestPeer {
 public:
-    explicit TestPeer(PeerScript script = {});
+    explicit TestPeer(PeerScript script = {}, PeerTls tls = {});
     ~TestPeer();
     TestPeer(const TestPeer&) = delete;
     TestPeer& operator=(const TestPeer&) = delete;
 
     int port() const;
-    std::string url() const;  ///< ws://127.0.0.1:<port>
+    std::string url() const;  ///< ws://127.0.0.1:<port>, or wss://localhost:<port> with TLS
+    /// Public for the server backends in test_peer.cpp.
+    struct Impl;
 
     void set_script(const PeerScript& script);
     /// Rejects WebSocket handshakes (HTTP 403) for the given time from now.
@@ -54,7 +61,6 @@ public:
     bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) const;
 
 private:
-    struct Impl;
     std::unique_ptr<Impl> m_impl;
 };
 

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,7 +41,7 @@ TEST_CASE("stdout and stderr are merged, the exit status is reported") {
     CHECK(WEXITSTATUS(o.status) == 3);
 }
 
-TEST_CASE("environment and working directory are applied; no shell interpolation of argv") {
+TEST_CASE("environment and working directory are applied and argv is not interpolated by a shell") {
     ProcessSpec spec{{"/bin/sh", "-c", "echo \"$FOO\" \"$1\"; pwd", "sh", "$(id)"}, {"FOO=bar"}, "/tmp", ""};
     CHECK(run(spec).output == "bar $(id)\n/tmp\n");
 }
@@ -74,4 +75,12 @@ TEST_CASE("user_environment comes from the password database") {
     CHECK(env->at(1) == "USER=root");
     CHECK(env->at(2) == "LOGNAME=root");
     CHECK(user_environment("no_such_user_sp").error().field == "user");
+}
+
+TEST_CASE("the child inherits only stdin, stdout and stderr") {
+    const int leaked = open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+    REQUIRE(leaked > 2);
+    ProcessSpec spec{{"/bin/sh", "-c", "ls /proc/$$/fd"}, {"PATH=/usr/bin:/bin"}, "", ""};
+    CHECK(run(spec).output == "0\n1\n2\n");
+    close(leaked);
 }

@@ -134,3 +134,26 @@ TEST_CASE("sanitize_utf8") {
     CHECK(sanitize_utf8("a\xC3") == "a\xEF\xBF\xBD");
     CHECK(sanitize_utf8("\xED\xA0\x80") == "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
 }
+
+TEST_CASE("the fast output serialiser escapes exactly like nlohmann-json") {
+    std::string all;
+    for (int c = 0; c < 128; ++c) all.push_back(static_cast<char>(c));
+    all += "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \"quoted\" back\\slash";
+    for (std::size_t len : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{9}, all.size()}) {
+        const std::string data = all.substr(all.size() - len);
+        Output o{Envelope{"j\"ob", "i\n", "m\xC3\xA9", "2026-11-28T04:38:47.740437+00:00"}, "stderr", data, 42};
+        nlohmann::ordered_json j;
+        j["type"] = "output";
+        j["job_name"] = o.envelope.job_name;
+        j["job_instance"] = o.envelope.job_instance;
+        j["machine"] = o.envelope.machine;
+        j["stream"] = o.stream;
+        j["data"] = o.data;
+        j["seq"] = 42;
+        j["timestamp"] = o.envelope.timestamp;
+        CHECK(serialize(WrapperMessage{o}) == j.dump());
+    }
+    Output no_seq{Envelope{"j", "i", "m", "t"}, "stdout", "x", std::nullopt};
+    CHECK(serialize(WrapperMessage{no_seq}) ==
+          R"({"type":"output","job_name":"j","job_instance":"i","machine":"m","stream":"stdout","data":"x","timestamp":"t"})");
+}

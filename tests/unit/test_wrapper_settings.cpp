@@ -44,7 +44,7 @@ TEST_CASE("each missing required variable is named") {
     }
 }
 
-TEST_CASE("values are parsed; bad numbers are errors naming the variable") {
+TEST_CASE("values are parsed and bad numbers are errors naming the variable") {
     auto env = required();
     env["SP_TIMEOUT"] = "90";
     env["SP_OUTPUT_INTERVAL_MS"] = "250";
