@@ -131,7 +131,7 @@ private:
         bool connect_answered = false;
         bool start_answered = false;
         bool past_handshake = false;    ///< a frame other than connect/start arrived
-        std::set<std::string> logged;   ///< problem kinds already reported for this socket
+        std::set<std::string> logged;   ///< problem kinds (a fixed set) already reported for this socket
         std::set<TargetKey> authenticated;
         std::map<TargetKey, Admission::Verdict> refused;
     };
@@ -378,7 +378,12 @@ void MachineHub::Impl::on_message(Hdl hdl, bool is_text, const std::string& text
 bool MachineHub::Impl::check_token(const SocketPtr& sock, const TargetKey& key, const proto::Connect& c) {
     if (c.token) {
         const std::string want = wrapper_token(m_options.secret, key.instance, key.machine);
-        if (detail::constant_time_equal(*c.token, want)) return true;
+        if (detail::constant_time_equal(*c.token, want)) {
+            // Authentication is the token's business, not the admission's: a wrapper whose
+            // instance is gone must still get JOB_NOT_FOUND for its complete on this socket.
+            sock->authenticated.insert(key);
+            return true;
+        }
         reject(*sock, "bad_token", "connect for " + key.to_string() + " with a wrong token; socket closed");
     } else if (m_options.require_token) {
         reject(*sock, "no_token", "connect for " + key.to_string() + " without a token (wrapper_auth: required); socket closed");
@@ -416,9 +421,9 @@ MachineHub::Impl::PairPtr MachineHub::Impl::admit(const SocketPtr& sock, const T
         send(sock, proto::ServerError{"JOB_NOT_FOUND", k_job_not_found_message});
         close_peer(sock, websocketpp::close::status::normal, "");
     } else if (verdict == Admission::Verdict::unknown) {
-        reject(*sock, "unknown:" + key.to_string(), "frame for unknown instance " + key.to_string() + " dropped");
+        reject(*sock, "unknown", "frame for unknown instance " + key.to_string() + " dropped");
     } else {
-        reject(*sock, "not_a_target:" + key.to_string(),
+        reject(*sock, "not_a_target",
                "frame from " + key.machine + ", not a target of " + key.instance + ", dropped");
     }
     return nullptr;
@@ -437,14 +442,13 @@ void MachineHub::Impl::handle_frame(const SocketPtr& sock, const proto::WrapperM
     if (connect) {
         if (!check_token(sock, key, *connect)) return;
     } else if (m_options.require_token && sock->authenticated.count(key) == 0) {
-        reject(*sock, "unauthenticated:" + key.to_string(),
+        reject(*sock, "unauthenticated",
                "frame for " + key.to_string() + " on a socket without an authenticated connect dropped");
         return;
     }
 
     PairPtr pair = admit(sock, key, std::holds_alternative<proto::Complete>(message));
     if (!pair) return;
-    if (connect && connect->token) sock->authenticated.insert(key);
     if (sock->authenticated.count(key) == 0 && !pair->logged_tokenless) {
         // Only reachable with wrapper_auth: compatible (5.5: "logs each one").
         pair->logged_tokenless = true;

@@ -455,6 +455,15 @@ TEST_CASE("admission: unknown instance and machines that are not targets") {
     CHECK(f.listener.activity == 0);
     CHECK(f.hub->stats().frames_rejected == 4);
 
+    SUBCASE("our wrapper whose instance is gone gets JOB_NOT_FOUND with wrapper_auth required") {
+        Fixture g(true);
+        g.listener.admissions["gone_1"] = Admission{Admission::Verdict::unknown, "", -1, false};
+        auto d = g.client();
+        REQUIRE(d->send(connect2("gone_1", g.token("gone_1"))));  // not acked: no such run
+        g.exchange(*d, complete_frame("gone_1", 0, 0), 1);
+        CHECK(summary(d->received()[0]) == "error JOB_NOT_FOUND");
+        REQUIRE(g.pump_until([&] { return d->is_closed(); }));
+    }
     SUBCASE("restart recovery: last_seq and completed from the admission") {
         f.listener.admissions["old_1"] = Admission{Admission::Verdict::accept, "demo", 4, true};
         auto d = f.client();
@@ -594,7 +603,8 @@ TEST_CASE("wss:// with tls_cert and tls_key") {
         REQUIRE(f.pump_until([&] { return plain->is_closed() || plain->is_open(); }, 10000ms));
         CHECK_FALSE(plain->is_open());
         auto next = f.client();  // still serving
-        f.exchange(*next, frame("heartbeat", "demo_1"), 0);
+        f.exchange(*next, frame("sync_request", "demo_1", ", \"last_acked_seq\": 0, \"next_seq\": 1"), 1);
+        CHECK(summary(next->received()[0]) == "sync 0");
     }
     std::remove(cert.c_str());
     std::remove(key.c_str());
