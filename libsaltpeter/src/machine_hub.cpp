@@ -405,8 +405,8 @@ MachineHub::Impl::PairPtr MachineHub::Impl::admit(const SocketPtr& sock, const T
         verdict = admission.verdict;
         if (verdict == Admission::Verdict::accept) {
             auto pair = std::make_shared<Pair>();
-            pair->expected = admission.last_seq + 1;
-            pair->last_stored = admission.last_seq;
+            pair->last_stored = std::max<std::int64_t>(admission.last_seq, -1);
+            pair->expected = pair->last_stored + 1;
             pair->completed = admission.completed;
             m_pairs[key] = pair;
             return pair;
