@@ -33,6 +33,7 @@
 
 #include "saltpeter/machine_hub.hpp"
 
+#include <websocketpp/config/asio.hpp>
 #include <websocketpp/config/asio_no_tls.hpp>
 #include <websocketpp/server.hpp>
 
@@ -45,7 +46,7 @@
 #include <variant>
 #include <vector>
 
-#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "token.hpp"
@@ -53,8 +54,10 @@
 namespace saltpeter {
 namespace {
 
-using Server = websocketpp::server<websocketpp::config::asio>;
+using PlainServer = websocketpp::server<websocketpp::config::asio>;
+using TlsServer = websocketpp::server<websocketpp::config::asio_tls>;
 using Hdl = websocketpp::connection_hdl;
+using CloseCode = websocketpp::close::status::value;
 namespace proto = protocol;
 
 // A TCP peer that never completes the HTTP upgrade is dropped after this long.
@@ -73,6 +76,36 @@ const proto::Envelope& envelope_of(const proto::WrapperMessage& m) {
     return std::visit([](const auto& x) -> const proto::Envelope& { return x.envelope; }, m);
 }
 
+// One accepted socket, ws:// or wss://: the hub's logic is written once against this.
+class Connection {
+public:
+    virtual ~Connection() = default;
+    virtual websocketpp::lib::error_code send_text(const std::string& text) = 0;
+    virtual std::size_t buffered_amount() const = 0;
+    virtual void close(CloseCode code, const std::string& reason) = 0;
+    virtual CloseCode local_close_code() const = 0;
+    virtual std::string remote_endpoint() const = 0;
+};
+
+template <typename ServerT>
+class ConnectionOf final : public Connection {
+public:
+    explicit ConnectionOf(typename ServerT::connection_ptr con) : m_con(std::move(con)) {}
+    websocketpp::lib::error_code send_text(const std::string& text) override {
+        return m_con->send(text, websocketpp::frame::opcode::text);
+    }
+    std::size_t buffered_amount() const override { return m_con->get_buffered_amount(); }
+    void close(CloseCode code, const std::string& reason) override {
+        websocketpp::lib::error_code ec;
+        if (m_con->get_state() == websocketpp::session::state::open) m_con->close(code, reason, ec);
+    }
+    CloseCode local_close_code() const override { return m_con->get_local_close_code(); }
+    std::string remote_endpoint() const override { return m_con->get_remote_endpoint(); }
+
+private:
+    typename ServerT::connection_ptr m_con;
+};
+
 }  // namespace
 
 class MachineHub::Impl : public std::enable_shared_from_this<Impl> {
@@ -90,7 +123,7 @@ private:
     struct Socket {
         std::uint64_t id = 0;
         Hdl hdl;
-        Server::connection_ptr con;
+        std::unique_ptr<Connection> con;
         std::string peer;
         bool open = true;
         bool any_frame = false;
@@ -98,7 +131,7 @@ private:
         bool connect_answered = false;
         bool start_answered = false;
         bool past_handshake = false;    ///< a frame other than connect/start arrived
-        std::set<std::string> logged;   ///< problem kinds already reported for this socket
+        std::set<std::string> logged;   ///< problem kinds (a fixed set) already reported for this socket
         std::set<TargetKey> authenticated;
         std::map<TargetKey, Admission::Verdict> refused;
     };
@@ -124,9 +157,12 @@ private:
     using PairPtr = std::shared_ptr<Pair>;
 
     // websocketpp handlers (each wrapped so that nothing escapes into websocketpp).
-    void on_open(Hdl hdl);
+    template <typename ServerT>
+    Result<std::uint16_t> start(ServerT& server, const boost::asio::ip::tcp::endpoint& endpoint, const std::string& where);
+    Result<std::shared_ptr<boost::asio::ssl::context>> load_tls(const std::string& where) const;
+    void on_open(Hdl hdl, std::unique_ptr<Connection> con);
     void on_closed(Hdl hdl);
-    void on_message(Hdl hdl, const Server::message_ptr& msg);
+    void on_message(Hdl hdl, bool text, const std::string& payload);
 
     void handle_frame(const SocketPtr& sock, const proto::WrapperMessage& message);
     bool check_token(const SocketPtr& sock, const TargetKey& key, const proto::Connect& c);
@@ -140,7 +176,7 @@ private:
 
     bool ready(const Socket& sock, const Pair& pair) const;
     void send(const SocketPtr& sock, const proto::ServerMessage& message);
-    void close_peer(const SocketPtr& sock, websocketpp::close::status::value code, const std::string& reason);
+    void close_peer(const SocketPtr& sock, CloseCode code, const std::string& reason);
     void warn_once(Socket& sock, const std::string& kind, const std::string& message);
     void reject(Socket& sock, const std::string& kind, const std::string& message);
     SocketPtr find_socket(const Hdl& hdl) const;
@@ -151,7 +187,8 @@ private:
     boost::asio::io_context& m_io;
     HubOptions m_options;
     HubListener& m_listener;
-    Server m_server;
+    std::unique_ptr<PlainServer> m_plain;
+    std::unique_ptr<TlsServer> m_tls;
     bool m_listening = false;
     bool m_stopped = false;
     std::uint64_t m_next_socket_id = 0;
@@ -166,50 +203,90 @@ Result<std::uint16_t> MachineHub::Impl::listen() {
     const std::string where = m_options.bind_address + ":" + std::to_string(m_options.port);
     if (m_stopped) return Error{"machines port " + where + ": the hub was stopped", ""};
     if (m_listening) return Error{"machines port " + where + ": already listening", ""};
-    if (!m_options.tls_cert.empty() || !m_options.tls_key.empty())
-        return Error{"machines port " + where + ": TLS (tls_cert/tls_key) is not supported yet by the machine hub",
-                     m_options.tls_cert.empty() ? "tls_key" : "tls_cert"};
     boost::system::error_code aec;
     const auto address = boost::asio::ip::make_address(m_options.bind_address, aec);
     if (aec) return Error{"machines port: invalid bind address '" + m_options.bind_address + "': " + aec.message(), "bind_address"};
+    const boost::asio::ip::tcp::endpoint endpoint(address, m_options.port);
+    if (m_options.tls_cert.empty() && m_options.tls_key.empty()) {
+        m_plain = std::make_unique<PlainServer>();
+        return start(*m_plain, endpoint, where);
+    }
+    auto context = load_tls(where);
+    if (!context) return context.error();
+    m_tls = std::make_unique<TlsServer>();
+    m_tls->set_tls_init_handler([ctx = *context](Hdl) { return ctx; });
+    return start(*m_tls, endpoint, where);
+}
 
+Result<std::shared_ptr<boost::asio::ssl::context>> MachineHub::Impl::load_tls(const std::string& where) const {
+    if (m_options.tls_cert.empty() || m_options.tls_key.empty())
+        return Error{"machines port " + where + ": TLS needs both tls_cert and tls_key",
+                     m_options.tls_cert.empty() ? "tls_cert" : "tls_key"};
+    namespace ssl = boost::asio::ssl;
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    // Loaded once here, so that a bad file is a start-up error and not a failure per connection.
+    boost::system::error_code ec;
+    ctx->use_certificate_chain_file(m_options.tls_cert, ec);
+    if (ec) return Error{"machines port " + where + ": cannot use tls_cert '" + m_options.tls_cert + "': " + ec.message(), "tls_cert"};
+    ctx->use_private_key_file(m_options.tls_key, ssl::context::pem, ec);
+    if (ec) return Error{"machines port " + where + ": cannot use tls_key '" + m_options.tls_key + "': " + ec.message(), "tls_key"};
+    return ctx;
+}
+
+template <typename ServerT>
+Result<std::uint16_t> MachineHub::Impl::start(ServerT& server, const boost::asio::ip::tcp::endpoint& endpoint,
+                                              const std::string& where) {
     websocketpp::lib::error_code ec;
-    m_server.clear_access_channels(websocketpp::log::alevel::all);
-    m_server.clear_error_channels(websocketpp::log::elevel::all);
-    m_server.init_asio(&m_io, ec);
+    server.clear_access_channels(websocketpp::log::alevel::all);
+    server.clear_error_channels(websocketpp::log::elevel::all);
+    server.init_asio(&m_io, ec);
     if (ec) return Error{"machines port " + where + ": " + ec.message(), ""};
-    m_server.set_reuse_addr(true);
-    m_server.set_max_message_size(m_options.max_frame_bytes);
-    m_server.set_open_handshake_timeout(k_open_handshake_timeout_ms);
-    m_server.set_close_handshake_timeout(k_close_handshake_timeout_ms);
+    server.set_reuse_addr(true);
+    server.set_max_message_size(m_options.max_frame_bytes);
+    server.set_open_handshake_timeout(k_open_handshake_timeout_ms);
+    server.set_close_handshake_timeout(k_close_handshake_timeout_ms);
 
-    // Handlers hold a weak pointer: after the hub is gone, late events are dropped.
+    // Handlers hold a weak pointer: after the hub is gone, late events are dropped. `server` is
+    // owned by the Impl, so it is alive whenever the lock succeeds.
     std::weak_ptr<Impl> weak = shared_from_this();
-    m_server.set_open_handler([weak](Hdl hdl) {
-        if (auto self = weak.lock()) self->guarded(hdl, "open", [&] { self->on_open(hdl); });
+    ServerT* srv = &server;
+    server.set_open_handler([weak, srv](Hdl hdl) {
+        auto self = weak.lock();
+        if (!self) return;
+        self->guarded(hdl, "open", [&] {
+            websocketpp::lib::error_code cec;
+            auto con = srv->get_con_from_hdl(hdl, cec);
+            if (!cec && con) self->on_open(hdl, std::make_unique<ConnectionOf<ServerT>>(con));
+        });
     });
-    m_server.set_close_handler([weak](Hdl hdl) {
+    server.set_close_handler([weak](Hdl hdl) {
         if (auto self = weak.lock()) self->guarded(hdl, "close", [&] { self->on_closed(hdl); });
     });
-    m_server.set_fail_handler([weak](Hdl hdl) {
+    server.set_fail_handler([weak](Hdl hdl) {
         if (auto self = weak.lock()) self->guarded(hdl, "fail", [&] { self->on_closed(hdl); });
     });
-    m_server.set_message_handler([weak](Hdl hdl, Server::message_ptr msg) {
-        if (auto self = weak.lock()) self->guarded(hdl, "message", [&] { self->on_message(hdl, msg); });
+    server.set_message_handler([weak](Hdl hdl, typename ServerT::message_ptr msg) {
+        if (auto self = weak.lock())
+            self->guarded(hdl, "message", [&] {
+                self->on_message(hdl, msg->get_opcode() == websocketpp::frame::opcode::text, msg->get_payload());
+            });
     });
 
-    m_server.listen(boost::asio::ip::tcp::endpoint(address, m_options.port), ec);
+    server.listen(endpoint, ec);
     if (ec) return Error{"cannot listen on machines port " + where + ": " + ec.message(), "port"};
-    m_server.start_accept(ec);
+    server.start_accept(ec);
     if (ec) {
         websocketpp::lib::error_code ignored;
-        m_server.stop_listening(ignored);
+        server.stop_listening(ignored);
         return Error{"cannot accept on machines port " + where + ": " + ec.message(), "port"};
     }
     m_listening = true;
-    const auto local = m_server.get_local_endpoint(aec);
+    boost::system::error_code aec;
+    const auto local = server.get_local_endpoint(aec);
     if (aec) return Error{"machines port " + where + ": " + aec.message(), "port"};
-    spdlog::info("machine hub listening on {}:{}", m_options.bind_address, local.port());
+    spdlog::info("machine hub listening on {}://{}:{}", m_tls ? "wss" : "ws", m_options.bind_address, local.port());
     return local.port();
 }
 
@@ -217,14 +294,14 @@ void MachineHub::Impl::stop() {
     if (m_stopped) return;
     m_stopped = true;
     websocketpp::lib::error_code ec;
-    if (m_listening) m_server.stop_listening(ec);
+    if (m_listening && m_plain) m_plain->stop_listening(ec);
+    if (m_listening && m_tls) m_tls->stop_listening(ec);
     m_listening = false;
     auto sockets = std::move(m_sockets);
     m_sockets.clear();
     for (auto& [hdl, sock] : sockets) {
         sock->open = false;
-        if (sock->con && sock->con->get_state() == websocketpp::session::state::open)
-            sock->con->close(websocketpp::close::status::going_away, "server stopping", ec);
+        if (sock->con) sock->con->close(websocketpp::close::status::going_away, "server stopping");
     }
     m_stats.connections_open = 0;
     // The cancelled accept completes later and touches the endpoint inside this Impl: keep the
@@ -246,19 +323,16 @@ void MachineHub::Impl::guarded(const Hdl& hdl, const char* what, F&& body) {
     }
 }
 
-void MachineHub::Impl::on_open(Hdl hdl) {
-    websocketpp::lib::error_code ec;
-    auto con = m_server.get_con_from_hdl(hdl, ec);
-    if (ec || !con) return;
+void MachineHub::Impl::on_open(Hdl hdl, std::unique_ptr<Connection> con) {
     if (m_stopped) {
-        con->close(websocketpp::close::status::going_away, "server stopping", ec);
+        con->close(websocketpp::close::status::going_away, "server stopping");
         return;
     }
     auto sock = std::make_shared<Socket>();
     sock->id = ++m_next_socket_id;
     sock->hdl = hdl;
-    sock->con = con;
-    sock->peer = con->get_remote_endpoint();
+    sock->peer = con->remote_endpoint();
+    sock->con = std::move(con);
     m_sockets[hdl] = sock;
     ++m_stats.connections_open;
     ++m_stats.connections_total;
@@ -272,7 +346,7 @@ void MachineHub::Impl::on_closed(Hdl hdl) {
     sock->open = false;
     if (m_stats.connections_open > 0) --m_stats.connections_open;
     // websocketpp closes a socket whose frame exceeds max_frame_bytes with 1009 on its own.
-    if (sock->con && sock->con->get_local_close_code() == websocketpp::close::status::message_too_big) {
+    if (sock->con && sock->con->local_close_code() == websocketpp::close::status::message_too_big) {
         ++m_stats.frames_rejected;
         ++m_stats.peers_closed;
         warn_once(*sock, "too_big", "frame larger than " + std::to_string(m_options.max_frame_bytes) +
@@ -283,14 +357,13 @@ void MachineHub::Impl::on_closed(Hdl hdl) {
 
 // ---- frames ---------------------------------------------------------------------------------
 
-void MachineHub::Impl::on_message(Hdl hdl, const Server::message_ptr& msg) {
+void MachineHub::Impl::on_message(Hdl hdl, bool is_text, const std::string& text) {
     if (m_stopped) return;
     SocketPtr sock = find_socket(hdl);
     if (!sock || !sock->open) return;
-    const std::string& text = msg->get_payload();
     ++m_stats.frames_received;
     m_stats.bytes_received += text.size();
-    if (msg->get_opcode() != websocketpp::frame::opcode::text) {
+    if (!is_text) {
         reject(*sock, "binary", "binary frame dropped (the protocol uses text frames only)");
         return;
     }
@@ -305,7 +378,12 @@ void MachineHub::Impl::on_message(Hdl hdl, const Server::message_ptr& msg) {
 bool MachineHub::Impl::check_token(const SocketPtr& sock, const TargetKey& key, const proto::Connect& c) {
     if (c.token) {
         const std::string want = wrapper_token(m_options.secret, key.instance, key.machine);
-        if (detail::constant_time_equal(*c.token, want)) return true;
+        if (detail::constant_time_equal(*c.token, want)) {
+            // Authentication is the token's business, not the admission's: a wrapper whose
+            // instance is gone must still get JOB_NOT_FOUND for its complete on this socket.
+            sock->authenticated.insert(key);
+            return true;
+        }
         reject(*sock, "bad_token", "connect for " + key.to_string() + " with a wrong token; socket closed");
     } else if (m_options.require_token) {
         reject(*sock, "no_token", "connect for " + key.to_string() + " without a token (wrapper_auth: required); socket closed");
@@ -327,8 +405,8 @@ MachineHub::Impl::PairPtr MachineHub::Impl::admit(const SocketPtr& sock, const T
         verdict = admission.verdict;
         if (verdict == Admission::Verdict::accept) {
             auto pair = std::make_shared<Pair>();
-            pair->expected = admission.last_seq + 1;
-            pair->last_stored = admission.last_seq;
+            pair->last_stored = std::max<std::int64_t>(admission.last_seq, -1);
+            pair->expected = pair->last_stored + 1;
             pair->completed = admission.completed;
             m_pairs[key] = pair;
             return pair;
@@ -343,9 +421,9 @@ MachineHub::Impl::PairPtr MachineHub::Impl::admit(const SocketPtr& sock, const T
         send(sock, proto::ServerError{"JOB_NOT_FOUND", k_job_not_found_message});
         close_peer(sock, websocketpp::close::status::normal, "");
     } else if (verdict == Admission::Verdict::unknown) {
-        reject(*sock, "unknown:" + key.to_string(), "frame for unknown instance " + key.to_string() + " dropped");
+        reject(*sock, "unknown", "frame for unknown instance " + key.to_string() + " dropped");
     } else {
-        reject(*sock, "not_a_target:" + key.to_string(),
+        reject(*sock, "not_a_target",
                "frame from " + key.machine + ", not a target of " + key.instance + ", dropped");
     }
     return nullptr;
@@ -364,14 +442,13 @@ void MachineHub::Impl::handle_frame(const SocketPtr& sock, const proto::WrapperM
     if (connect) {
         if (!check_token(sock, key, *connect)) return;
     } else if (m_options.require_token && sock->authenticated.count(key) == 0) {
-        reject(*sock, "unauthenticated:" + key.to_string(),
+        reject(*sock, "unauthenticated",
                "frame for " + key.to_string() + " on a socket without an authenticated connect dropped");
         return;
     }
 
     PairPtr pair = admit(sock, key, std::holds_alternative<proto::Complete>(message));
     if (!pair) return;
-    if (connect && connect->token) sock->authenticated.insert(key);
     if (sock->authenticated.count(key) == 0 && !pair->logged_tokenless) {
         // Only reachable with wrapper_auth: compatible (5.5: "logs each one").
         pair->logged_tokenless = true;
@@ -566,28 +643,24 @@ void MachineHub::Impl::flush_kill(const TargetKey& key, Pair& pair) {
 
 void MachineHub::Impl::send(const SocketPtr& sock, const proto::ServerMessage& message) {
     if (!sock->open || !sock->con) return;
-    websocketpp::lib::error_code ec;
-    ec = sock->con->send(proto::serialize(message), websocketpp::frame::opcode::text);
+    const websocketpp::lib::error_code ec = sock->con->send_text(proto::serialize(message));
     if (ec) {
         spdlog::debug("machine hub: send to {} failed: {}", sock->peer, ec.message());
         return;
     }
     // websocketpp keeps one write in flight and queues the rest without limit: bound it here.
-    if (sock->con->get_buffered_amount() > m_options.max_send_queue_bytes) {
+    if (sock->con->buffered_amount() > m_options.max_send_queue_bytes) {
         warn_once(*sock, "stuck", "peer does not read (more than " + std::to_string(m_options.max_send_queue_bytes) +
                                       " bytes queued); socket closed");
         close_peer(sock, websocketpp::close::status::try_again_later, "send queue full");
     }
 }
 
-void MachineHub::Impl::close_peer(const SocketPtr& sock, websocketpp::close::status::value code,
-                                  const std::string& reason) {
+void MachineHub::Impl::close_peer(const SocketPtr& sock, CloseCode code, const std::string& reason) {
     if (!sock->open) return;
     sock->open = false;
     ++m_stats.peers_closed;
-    websocketpp::lib::error_code ec;
-    if (sock->con && sock->con->get_state() == websocketpp::session::state::open)
-        sock->con->close(code, reason, ec);
+    if (sock->con) sock->con->close(code, reason);
 }
 
 void MachineHub::Impl::warn_once(Socket& sock, const std::string& kind, const std::string& message) {

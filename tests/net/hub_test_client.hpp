@@ -14,8 +14,9 @@ namespace saltpeter::test {
 
 class HubTestClient {
 public:
-    /// Starts connecting to ws://127.0.0.1:<port>/ at once; progress needs the io_context to run.
-    HubTestClient(boost::asio::io_context& io, std::uint16_t port);
+    /// Starts connecting to ws://127.0.0.1:<port>/ (wss:// with `tls`, certificate not verified)
+    /// at once; progress needs the io_context to run.
+    HubTestClient(boost::asio::io_context& io, std::uint16_t port, bool tls = false);
     ~HubTestClient();
     HubTestClient(const HubTestClient&) = delete;
     HubTestClient& operator=(const HubTestClient&) = delete;
@@ -34,8 +35,9 @@ public:
     /// Closes the connection (normal closure) without waiting.
     void close();
 
+    struct Impl;  ///< ws:// or wss:// behind one interface (defined in the .cpp)
+
 private:
-    struct Impl;
     std::shared_ptr<Impl> m_impl;
 };
 

@@ -6,12 +6,15 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <thread>
+
+#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -129,8 +132,14 @@ struct Fixture {
     std::uint16_t port = 0;
     std::string secret = "s3cret";
 
-    explicit Fixture(bool require_token = true, std::size_t max_frame = 16u * 1024 * 1024) {
+    bool tls = false;
+
+    explicit Fixture(bool require_token = true, std::size_t max_frame = 16u * 1024 * 1024, std::string tls_cert = "",
+                     std::string tls_key = "") {
         HubOptions o;
+        o.tls_cert = std::move(tls_cert);
+        o.tls_key = std::move(tls_key);
+        tls = !o.tls_cert.empty();
         o.bind_address = "127.0.0.1";
         o.port = 0;
         o.require_token = require_token;
@@ -164,7 +173,7 @@ struct Fixture {
         }
     }
     std::unique_ptr<HubTestClient> client() {
-        auto c = std::make_unique<HubTestClient>(io, port);
+        auto c = std::make_unique<HubTestClient>(io, port, tls);
         REQUIRE(pump_until([&] { return c->is_open() || c->is_closed(); }));
         REQUIRE(c->is_open());
         return c;
@@ -445,6 +454,15 @@ TEST_CASE("admission: unknown instance and machines that are not targets") {
     CHECK(f.listener.activity == 0);
     CHECK(f.hub->stats().frames_rejected == 4);
 
+    SUBCASE("our wrapper whose instance is gone gets JOB_NOT_FOUND with wrapper_auth required") {
+        Fixture g(true);
+        g.listener.admissions["gone_1"] = Admission{Admission::Verdict::unknown, "", -1, false};
+        auto d = g.client();
+        REQUIRE(d->send(connect2("gone_1", g.token("gone_1"))));  // not acked: no such run
+        g.exchange(*d, complete_frame("gone_1", 0, 0), 1);
+        CHECK(summary(d->received()[0]) == "error JOB_NOT_FOUND");
+        REQUIRE(g.pump_until([&] { return d->is_closed(); }));
+    }
     SUBCASE("restart recovery: last_seq and completed from the admission") {
         f.listener.admissions["old_1"] = Admission{Admission::Verdict::accept, "demo", 4, true};
         auto d = f.client();
@@ -561,6 +579,37 @@ TEST_CASE("stop() with sockets open, and destroying the hub with stored() callba
     }
 }
 
+TEST_CASE("wss:// with tls_cert and tls_key") {
+    HubWatchdog dog(60s);
+    char tmpl[] = "/tmp/sp_hub_tls.XXXXXX";
+    const char* dir = mkdtemp(tmpl);
+    REQUIRE(dir != nullptr);
+    const std::string cert = std::string(dir) + "/cert.pem";
+    const std::string key = std::string(dir) + "/key.pem";
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " + key +
+                            " -out " + cert + " >/dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    {
+        Fixture f(false, 16u * 1024 * 1024, cert, key);
+        auto c = f.client();
+        f.exchange(*c, frame("connect", "demo_1"), 1);
+        f.exchange(*c, start_frame("demo_1"), 2);
+        f.exchange(*c, output_frame("demo_1", 0, "secret output"), 3);
+        CHECK(summaries(*c) == std::vector<std::string>{"ack connect", "ack start", "ack output 0"});
+        CHECK(f.listener.output == "secret output");
+        // A plain ws:// client cannot talk to a wss:// port.
+        auto plain = std::make_unique<HubTestClient>(f.io, f.port, false);
+        REQUIRE(f.pump_until([&] { return plain->is_closed() || plain->is_open(); }, 10000ms));
+        CHECK_FALSE(plain->is_open());
+        auto next = f.client();  // still serving
+        f.exchange(*next, frame("sync_request", "demo_1", ", \"last_acked_seq\": 0, \"next_seq\": 1"), 1);
+        CHECK(summary(next->received()[0]) == "sync 0");
+    }
+    std::remove(cert.c_str());
+    std::remove(key.c_str());
+    rmdir(dir);
+}
+
 TEST_CASE("listen errors name the address") {
     HubWatchdog dog(10s);
     Fixture f;
@@ -573,12 +622,18 @@ TEST_CASE("listen errors name the address") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().message.find("127.0.0.1:" + std::to_string(f.port)) != std::string::npos);
     o.port = 0;
-    o.tls_cert = "/etc/cert.pem";
-    o.tls_key = "/etc/key.pem";
+    o.tls_cert = "/nonexistent/cert.pem";
+    o.tls_key = "/nonexistent/key.pem";
     MachineHub tls(f.io, o, l);
     auto t = tls.listen();
     REQUIRE_FALSE(t.ok());
-    CHECK(t.error().message.find("TLS") != std::string::npos);
+    CHECK(t.error().message.find("/nonexistent/cert.pem") != std::string::npos);
+    CHECK(t.error().field == "tls_cert");
+    o.tls_key.clear();
+    MachineHub half(f.io, o, l);
+    auto h = half.listen();
+    REQUIRE_FALSE(h.ok());
+    CHECK(h.error().field == "tls_key");
     o.tls_cert.clear();
     o.tls_key.clear();
     o.bind_address = "not-an-address";

@@ -70,8 +70,8 @@ struct HubOptions {
     std::size_t max_send_queue_bytes = 4u * 1024 * 1024; ///< a peer that lets more pile up is closed (1013)
     bool require_token = true;            ///< wrapper_auth: required (false = compatible)
     std::string secret;                   ///< HMAC-SHA256 key for per-target tokens
-    std::string tls_cert;                 ///< PEM files; both empty = plain ws://
-    std::string tls_key;
+    std::string tls_cert;                 ///< PEM files (certificate chain, private key); both empty = plain ws://
+    std::string tls_key;                  ///< both set = wss:// only; one alone is a listen() error
 };
 
 /// Counters for /metrics and tests.
@@ -98,14 +98,18 @@ public:
     MachineHub(const MachineHub&) = delete;
     MachineHub& operator=(const MachineHub&) = delete;
 
-    /// Binds and starts accepting. Returns the bound port. Errors name the address and reason.
+    /// Binds (SO_REUSEADDR) and starts accepting on the io_context. Returns the bound port (the
+    /// ephemeral one for port 0). Errors name the address and reason, or the TLS file at fault
+    /// (Error::field "tls_cert"/"tls_key"); listen() after stop() or a second time is an error.
     Result<std::uint16_t> listen();
     /// Sends `kill` to the newest socket of the pair once its handshake is answered (queued
-    /// until then). Returns false when the hub has never heard from the pair.
+    /// until then; one kill waits, a repeat replaces it). Returns false when the hub has no state
+    /// for the pair (never heard from it, forget()-ed, or stopped).
     bool send_kill(const TargetKey& key, const std::string& job_name);
     /// Drops the sequence state of a pair whose run is over (its sockets stay open until closed).
     void forget(const TargetKey& key);
-    /// Stops accepting and closes every socket. Idempotent.
+    /// Stops accepting and closes every socket (1001). Idempotent; also run by the destructor.
+    /// `stored` callbacks called afterwards do nothing; the listener is never called again.
     void stop();
     HubStats stats() const;
 
