@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "saltpeter/daemon.hpp"
+#include "watchdog.hpp"
 
 using namespace saltpeter;
 using namespace std::chrono_literals;
@@ -90,6 +91,7 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("kill: every target reports 143 and the job's process trees are gone") {
+    saltpeter::test::Watchdog dog(90s);
     Fixture f(R"(
 sleeper:
   command: "echo $$ >> $PIDS; sleep 300 & echo $! >> $PIDS; echo ready; wait"
@@ -132,6 +134,7 @@ sleeper:
 }
 
 TEST_CASE("kill one machine: only that target is killed") {
+    saltpeter::test::Watchdog dog(90s);
     Fixture f(R"(
 pair:
   command: "echo up; sleep 3; echo finished"
@@ -158,6 +161,7 @@ pair:
 }
 
 TEST_CASE("forbid: a second run-now while one runs is refused and logged as overlap") {
+    saltpeter::test::Watchdog dog(90s);
     Fixture f(R"(
 single:
   command: "sleep 2"
@@ -177,6 +181,7 @@ single:
 }
 
 TEST_CASE("a target that does not match any minion gives no_machines and a failed run") {
+    saltpeter::test::Watchdog dog(90s);
     Fixture f(R"(
 nobody:
   command: "true"

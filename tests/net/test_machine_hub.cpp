@@ -23,6 +23,7 @@
 #include "recording_hub_listener.hpp"
 #include "saltpeter/machine_hub.hpp"
 #include "saltpeter/protocol.hpp"
+#include "watchdog.hpp"
 
 using namespace std::chrono_literals;
 using saltpeter::Admission;
@@ -35,35 +36,6 @@ namespace proto = saltpeter::protocol;
 
 namespace {
 
-// Aborts the binary when a case overruns, so CI fails instead of stalling.
-class HubWatchdog {
-public:
-    explicit HubWatchdog(std::chrono::seconds limit) {
-        m_thread = std::thread([this, limit] {
-            std::unique_lock<std::mutex> lock(m_mutex);
-            if (!m_cv.wait_for(lock, limit, [this] { return m_done; })) {
-                std::cerr << "WATCHDOG: machine hub test exceeded " << limit.count() << " s, aborting\n";
-                std::abort();
-            }
-        });
-    }
-    ~HubWatchdog() {
-        {
-            std::lock_guard<std::mutex> lock(m_mutex);
-            m_done = true;
-        }
-        m_cv.notify_all();
-        m_thread.join();
-    }
-    HubWatchdog(const HubWatchdog&) = delete;
-    HubWatchdog& operator=(const HubWatchdog&) = delete;
-
-private:
-    std::mutex m_mutex;
-    std::condition_variable m_cv;
-    bool m_done = false;
-    std::thread m_thread;
-};
 
 const std::string k_ts = "2026-11-28T04:38:47.740437+00:00";
 
@@ -190,7 +162,7 @@ struct Fixture {
 TEST_SUITE("machine_hub") {
 
 TEST_CASE("proto-2 wrapper: token, handshake, outputs, complete acked only once stored") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f;
     f.listener.store_at_once = false;
     auto c = f.client();
@@ -224,7 +196,7 @@ TEST_CASE("proto-2 wrapper: token, handshake, outputs, complete acked only once 
 }
 
 TEST_CASE("original wrapper, exact PROTOCOL 1.3 frames, wrapper_auth compatible") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f(false);
     auto c = f.client();
     const std::string frames[] = {
@@ -260,7 +232,7 @@ TEST_CASE("original wrapper, exact PROTOCOL 1.3 frames, wrapper_auth compatible"
 }
 
 TEST_CASE("a wrong token is rejected even in compatible mode") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f(false);
     auto c = f.client();
     std::string bad = f.token("demo_1");
@@ -282,7 +254,7 @@ TEST_CASE("a wrong token is rejected even in compatible mode") {
 }
 
 TEST_CASE("duplicates acked but not forwarded, gaps nacked, sync_response = last stored seq") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f;
     auto c = f.client();
     f.exchange(*c, connect2("demo_1", f.token("demo_1")), 1);
@@ -318,7 +290,7 @@ TEST_CASE("duplicates acked but not forwarded, gaps nacked, sync_response = last
 }
 
 TEST_CASE("reconnects: sequence kept per pair, kills to the newest socket after its handshake") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f(false);
     auto a = f.client();
     f.exchange(*a, frame("connect", "demo_1"), 1);
@@ -365,7 +337,7 @@ TEST_CASE("reconnects: sequence kept per pair, kills to the newest socket after 
 }
 
 TEST_CASE("a proto-less connect on a later socket restarts the numbering; stored output is kept") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f(false);
     auto a = f.client();
     f.exchange(*a, frame("connect", "demo_1"), 1);
@@ -385,7 +357,7 @@ TEST_CASE("a proto-less connect on a later socket restarts the numbering; stored
 }
 
 TEST_CASE("a peer that does not read is closed once its send queue passes the bound") {
-    HubWatchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     boost::asio::io_context io;
     RecordingHubListener listener;
     HubOptions o;
@@ -436,7 +408,7 @@ TEST_CASE("a peer that does not read is closed once its send queue passes the bo
 }
 
 TEST_CASE("admission: unknown instance and machines that are not targets") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f(false);
     f.listener.admissions["gone_1"] = Admission{Admission::Verdict::unknown, "", -1, false};
     f.listener.admissions["demo_2"] = Admission{Admission::Verdict::not_a_target, "demo", -1, false};
@@ -474,7 +446,7 @@ TEST_CASE("admission: unknown instance and machines that are not targets") {
 }
 
 TEST_CASE("a repeated complete is acked at once and reported once") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f(false);
     f.listener.store_at_once = false;
     auto c = f.client();
@@ -496,7 +468,7 @@ TEST_CASE("a repeated complete is acked at once and reported once") {
 }
 
 TEST_CASE("hostile input: malformed, binary, unknown type, oversized frames and idle sockets") {
-    HubWatchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     Fixture f(false);
     auto good = f.client();
     f.exchange(*good, frame("connect", "demo_1"), 1);
@@ -548,7 +520,7 @@ TEST_CASE("hostile input: malformed, binary, unknown type, oversized frames and 
 }
 
 TEST_CASE("stop() with sockets open, and destroying the hub with stored() callbacks pending") {
-    HubWatchdog dog(30s);
+    saltpeter::test::Watchdog dog(30s);
     Fixture f(false);
     f.listener.store_at_once = false;
     auto c = f.client();
@@ -580,7 +552,7 @@ TEST_CASE("stop() with sockets open, and destroying the hub with stored() callba
 }
 
 TEST_CASE("wss:// with tls_cert and tls_key") {
-    HubWatchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     char tmpl[] = "/tmp/sp_hub_tls.XXXXXX";
     const char* dir = mkdtemp(tmpl);
     REQUIRE(dir != nullptr);
@@ -611,7 +583,7 @@ TEST_CASE("wss:// with tls_cert and tls_key") {
 }
 
 TEST_CASE("listen errors name the address") {
-    HubWatchdog dog(10s);
+    saltpeter::test::Watchdog dog(10s);
     Fixture f;
     RecordingHubListener l;
     HubOptions o;

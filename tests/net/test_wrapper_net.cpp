@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "saltpeter/protocol.hpp"
+#include "watchdog.hpp"
 #include "test_peer.hpp"
 
 using namespace std::chrono_literals;
@@ -29,34 +30,6 @@ using saltpeter::test::TestPeer;
 namespace proto = saltpeter::protocol;
 
 namespace {
-
-// Fails the whole binary instead of hanging CI when a test overruns.
-class Watchdog {
-public:
-    explicit Watchdog(std::chrono::seconds limit) {
-        m_thread = std::thread([this, limit] {
-            std::unique_lock<std::mutex> lock(m_mutex);
-            if (!m_cv.wait_for(lock, limit, [this] { return m_done; })) {
-                std::cerr << "WATCHDOG: test exceeded " << limit.count() << " s, aborting\n";
-                std::abort();
-            }
-        });
-    }
-    ~Watchdog() {
-        {
-            std::lock_guard<std::mutex> lock(m_mutex);
-            m_done = true;
-        }
-        m_cv.notify_all();
-        m_thread.join();
-    }
-
-private:
-    std::mutex m_mutex;
-    std::condition_variable m_cv;
-    bool m_done = false;
-    std::thread m_thread;
-};
 
 std::string temp_dir() {
     char tmpl[] = "/tmp/sp_wrapper_test.XXXXXX";
@@ -200,7 +173,7 @@ std::string shell_output(const std::string& command) {
 }  // namespace
 
 TEST_CASE("a job's output arrives complete and in order, with exit code and handshake") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "for i in 1 2 3; do echo line $i; sleep 0.05; done; exit 3", dir, unique_job("basic"));
@@ -231,7 +204,7 @@ TEST_CASE("a job's output arrives complete and in order, with exit code and hand
 }
 
 TEST_CASE("exit codes from the shell are reported as is") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     const auto dir = temp_dir();
     for (auto [command, code] : std::vector<std::pair<std::string, int>>{
              {"exit 0", 0}, {"exit 3", 3}, {"/etc/passwd", 126}, {"no_such_command_sp_test", 127}}) {
@@ -243,7 +216,7 @@ TEST_CASE("exit codes from the shell are reported as is") {
 }
 
 TEST_CASE("invalid UTF-8 becomes U+FFFD, split characters and carriage returns survive") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "printf 'a\\r b\\377\\376 c\\342\\202'; sleep 0.1; printf '\\254 done\\r\\n'", dir,
@@ -253,7 +226,7 @@ TEST_CASE("invalid UTF-8 becomes U+FFFD, split characters and carriage returns s
 }
 
 TEST_CASE("progress bars with \\r arrive byte for byte") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     const std::string cmd = "for i in $(seq 1 200); do printf '\\r%3d%%' $i; done; echo";
@@ -263,7 +236,7 @@ TEST_CASE("progress bars with \\r arrive byte for byte") {
 }
 
 TEST_CASE("50 MB of output across forced disconnects, spilled to disk, exactly once") {
-    Watchdog dog(110s);
+    saltpeter::test::Watchdog dog(110s);
     PeerScript script;
     script.close_after_outputs = {3, 60, 200, 500};
     TestPeer peer(script);
@@ -285,7 +258,7 @@ TEST_CASE("50 MB of output across forced disconnects, spilled to disk, exactly o
 }
 
 TEST_CASE("original server (no proto in the connect ack): renumbered from 0, start never resent") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     PeerScript script;
     script.proto2 = false;
     script.close_after_outputs = {4, 9};
@@ -306,7 +279,7 @@ TEST_CASE("original server (no proto in the connect ack): renumbered from 0, sta
 }
 
 TEST_CASE("kill: 143, notice, and the whole process tree is gone") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "echo started; (sleep 300 &); sleep 300 & sleep 300", dir, unique_job("kill"));
@@ -323,7 +296,7 @@ TEST_CASE("kill: 143, notice, and the whole process tree is gone") {
 }
 
 TEST_CASE("timeout: 124, notice, and the whole process tree is gone") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "(sleep 300 &); sleep 300 & sleep 300", dir, unique_job("timeout"));
@@ -338,7 +311,7 @@ TEST_CASE("timeout: 124, notice, and the whole process tree is gone") {
 }
 
 TEST_CASE("a job that ignores SIGTERM is SIGKILLed after the grace period") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "trap '' TERM; echo armed; sleep 300; echo survived", dir, unique_job("stubborn"));
@@ -363,7 +336,7 @@ TEST_CASE("a job that ignores SIGTERM is SIGKILLed after the grace period") {
 }
 
 TEST_CASE("a background child holding stdout does not hold up completion") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "(sleep 30; echo late) & echo done", dir, unique_job("bg"));
@@ -375,7 +348,7 @@ TEST_CASE("a background child holding stdout does not hold up completion") {
 }
 
 TEST_CASE("lock held: 254 with the LOCKFILE ERROR output") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     const std::string job = unique_job("locked");
@@ -400,7 +373,7 @@ TEST_CASE("lock held: 254 with the LOCKFILE ERROR output") {
 }
 
 TEST_CASE("server down for the whole run: result file written, --replay delivers it") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     const auto dir = temp_dir();
     const std::string job = unique_job("down");
     std::string url;
@@ -432,7 +405,7 @@ TEST_CASE("server down for the whole run: result file written, --replay delivers
 }
 
 TEST_CASE("JOB_NOT_FOUND stops the retries and keeps the result") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     PeerScript script;
     script.job_not_found = true;
     TestPeer peer(script);
@@ -447,7 +420,7 @@ TEST_CASE("JOB_NOT_FOUND stops the retries and keeps the result") {
 }
 
 TEST_CASE("delayed acks, missing acks and a nack still deliver everything once") {
-    Watchdog dog(90s);
+    saltpeter::test::Watchdog dog(90s);
     const std::string cmd = "for i in $(seq 1 30); do echo line $i; sleep 0.02; done";
     const std::string expected = shell_output(cmd);
     const auto dir = temp_dir();
@@ -481,7 +454,7 @@ TEST_CASE("delayed acks, missing acks and a nack still deliver everything once")
 }
 
 TEST_CASE("connections refused for a while: the job runs on, output is queued and delivered") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     peer.refuse_for(1500ms);
     const auto dir = temp_dir();
@@ -493,7 +466,7 @@ TEST_CASE("connections refused for a while: the job runs on, output is queued an
 }
 
 TEST_CASE("kill and socket close mid-stream together") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "i=0; while true; do i=$((i+1)); echo n $i; sleep 0.01; done", dir, unique_job("midclose"));
@@ -518,7 +491,7 @@ TEST_CASE("the job runs as SP_USER with its identity and without SP_TOKEN") {
         MESSAGE("skipped: needs root and user 'nobody'");
         return;
     }
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "id -un; echo $USER $LOGNAME $HOME; echo \"[$SP_TOKEN]\"; id -G", dir, unique_job("user"));
@@ -532,7 +505,7 @@ TEST_CASE("the job runs as SP_USER with its identity and without SP_TOKEN") {
 }
 
 TEST_CASE("launch: detaches and returns 0 at once and pre-detach failures exit non-zero") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "sleep 1; echo detached", dir, unique_job("launch"));
@@ -567,7 +540,7 @@ TEST_CASE("launch: detaches and returns 0 at once and pre-detach failures exit n
 }
 
 TEST_CASE("kill: a grandchild that ignores SIGTERM and holds stdout after the shell died is SIGKILLed") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "(trap '' TERM; sleep 300) & echo go; wait", dir, unique_job("grandchild"));
@@ -584,7 +557,7 @@ TEST_CASE("kill: a grandchild that ignores SIGTERM and holds stdout after the sh
 }
 
 TEST_CASE("wss:// with a trusted certificate (SSL_CERT_FILE) streams like ws:// and an untrusted one is refused") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     const auto dir = temp_dir();
     const std::string cert = dir + "/cert.pem", key = dir + "/key.pem";
     const std::string gen = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
@@ -608,7 +581,7 @@ TEST_CASE("wss:// with a trusted certificate (SSL_CERT_FILE) streams like ws:// 
 }
 
 TEST_CASE("timeout of a job that ignores SIGTERM: heartbeats go on until SIGKILL and 124") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     TestPeer peer;
     const auto dir = temp_dir();
     Env env(peer.url(), "trap '' TERM; sleep 300", dir, unique_job("timeoutbeat"));
@@ -629,7 +602,7 @@ TEST_CASE("timeout of a job that ignores SIGTERM: heartbeats go on until SIGKILL
 }
 
 TEST_CASE("original server that never acks start: the wrapper keeps retrying and keeps the result") {
-    Watchdog dog(60s);
+    saltpeter::test::Watchdog dog(60s);
     PeerScript script;
     script.proto2 = false;
     script.ack_start = false;
