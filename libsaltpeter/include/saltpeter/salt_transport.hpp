@@ -86,6 +86,27 @@ struct LocalTransportOptions {
 /// default wrapper lock file (/tmp/sp_wrapper_<job>.<minion>.lock), as separate hosts would.
 std::unique_ptr<SaltTransport> make_local_transport(boost::asio::io_context& io, LocalTransportOptions options);
 
+/// The salt CLI transport: runs `salt` / `salt-run` with argv arrays (never a shell string),
+/// `--out=json --out-indent=-1`, never `--static` (salt/TRANSCRIPTS.md).
+struct SaltCliOptions {
+    std::string salt_binary = "salt";
+    std::string salt_run_binary = "salt-run";
+    std::string config_dir;  ///< passed as -c when not empty
+};
+std::unique_ptr<SaltTransport> make_salt_cli_transport(boost::asio::io_context& io, SaltCliOptions options);
+
+/// The salt-api (rest_cherrypy) transport over HTTP(S).
+struct SaltApiOptions {
+    std::string url;          ///< e.g. https://salt-master:8000
+    std::string username;
+    std::string password;     ///< read by the caller from salt_api_password_file
+    std::string eauth = "pam";
+    std::string ca_file;      ///< PEM bundle to verify the server; empty = system default
+    std::chrono::seconds connect_timeout{10};
+    std::chrono::seconds request_timeout{60};
+};
+std::unique_ptr<SaltTransport> make_salt_api_transport(boost::asio::io_context& io, SaltApiOptions options);
+
 /// This host's name (uname nodename).
 std::string host_name();
 
