@@ -398,7 +398,11 @@ private:
         for (auto& [id, c] : m_calls) {
             c->finish = nullptr;
             c->on_output = nullptr;
+            if (c->deadline) c->deadline->cancel();
             if (!c->exited) c->runner->kill_group(SIGKILL);
+            // A grandchild may still hold the pipe; only the reaping is waited for.
+            c->runner->close_output();
+            c->eof = true;
         }
     }
 
