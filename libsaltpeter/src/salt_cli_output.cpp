@@ -81,7 +81,9 @@ Result<PingReply> parse_ping_output(std::string_view output, int exit_code, cons
         return PingReply{};
     }
     // 0: all true; 1: some minion did not return or returned non-true (TRANSCRIPTS 4.2, 4.3).
-    const bool usable_exit = exit_code == 0 || (exit_code == 1 && !lines.documents.empty());
+    // No return at all without the "No minions matched" notice is not an answer either (a CLI
+    // killed by SIGTERM exits 0 with empty output, TRANSCRIPTS 4.2).
+    const bool usable_exit = (exit_code == 0 || exit_code == 1) && !lines.documents.empty();
     if (!usable_exit) {
         return Error{command + " failed (exit code " + std::to_string(exit_code) + "): " + describe_text(lines), ""};
     }

@@ -31,7 +31,7 @@ SaltCliLines split_salt_cli_output(std::string_view output);
 /// test.ping: the reply built from `salt ... test.ping` output and its exit code. A minion counts
 /// as responding only when its value is the literal `true`; any other value goes to
 /// not_responding with its text (a JSON string is unquoted). Exit 2 with "No minions matched" is an
-/// empty reply. No JSON at all and a non-zero exit, or an exit code other than 0/1/2 is an Error
+/// empty reply. No minion in the output otherwise, or an exit code other than 0/1, is an Error
 /// quoting the text lines (`command` names the call in the message).
 Result<PingReply> parse_ping_output(std::string_view output, int exit_code, const std::string& command);
 

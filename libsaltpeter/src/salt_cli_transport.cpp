@@ -247,9 +247,9 @@ private:
         } else {
             const auto lines = detail::split_salt_cli_output(outcome.output);
             for (auto& ret : detail::parse_run_all_output(lines)) by_minion.emplace(ret.minion, std::move(ret));
-            // Exit 0/1 are Salt's normal answers (1: some minion returned non-zero); anything else
-            // without returns is the CLI failing (master down, bad arguments).
-            if (by_minion.empty() && outcome.exit_code != 0 && outcome.exit_code != 1) {
+            // Exit 1 is also Salt's answer when a minion returned non-zero, but then there are
+            // returns; a non-zero exit without any is the CLI failing (master down, bad arguments).
+            if (by_minion.empty() && outcome.exit_code != 0) {
                 call_error = command + " failed (exit code " + std::to_string(outcome.exit_code) +
                              "): " + detail::describe_text(lines);
             } else if (by_minion.empty() && lines.no_minions_matched) {

@@ -95,6 +95,9 @@ TEST_CASE("salt cli output: failures without JSON are errors naming the command 
     // exit 2 with `{}` but no "No minions matched" text: all targeted minions silent (static).
     auto silent = parse_ping_output("{}\nERROR: No return received\n", 2, k_cmd);
     CHECK_FALSE(silent.ok());
+    // A CLI killed by SIGTERM exits 0 with empty output (TRANSCRIPTS 4.2): not an empty reply.
+    auto killed = parse_ping_output("", 0, k_cmd);
+    CHECK_FALSE(killed.ok());
 }
 
 TEST_CASE("salt cli output: garbage never throws") {
