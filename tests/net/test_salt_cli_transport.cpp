@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -256,4 +257,34 @@ TEST_CASE("salt cli: stop kills the call and no callback follows") {
     io.run();
     CHECK(callbacks == 0);
     CHECK(std::chrono::steady_clock::now() - started < 10s);
+}
+
+TEST_CASE("salt cli: the argv given to salt (flags, list target, quoting, env, never --static)") {
+    test::Watchdog dog(60s);
+    FakeSaltEnv env("m1,m2");
+    const auto log = env.state_dir / "argv.log";
+    ::setenv("FAKE_SALT_ARGV_LOG", log.c_str(), 1);
+    auto reply = ping(SaltTarget{"G@id:m1 or m2", TargetType::compound});
+    REQUIRE(reply.ok());
+    CHECK(reply->responding == std::vector<std::string>{"m1", "m2"});
+    RunAllRequest request;
+    request.minions = {"m1", "m2"};
+    request.argv = {"/bin/echo", "a b", "it's"};
+    request.env = {{"SP_JOB_NAME", "backup"}};
+    request.minion_env["m1"] = {{"SP_TOKEN", "t1"}, {"SP_MACHINE_ID", "m1"}};
+    request.minion_env["m2"] = {{"SP_TOKEN", "t2"}, {"SP_MACHINE_ID", "m2"}};
+    request.cwd = "/tmp";
+    request.timeout = 7s;
+    auto out = run_all(request);
+    CHECK(out.returns["m1"].stdout_text == "a b it's");
+    ::unsetenv("FAKE_SALT_ARGV_LOG");
+
+    std::ifstream in(log);
+    std::string ping_line, run_line;
+    std::getline(in, ping_line);
+    std::getline(in, run_line);
+    CHECK(ping_line == R"(["-c", "/etc/salt", "--out=json", "--out-indent=-1", "-t", "5", "-C", "G@id:m1 or m2", "test.ping"])");
+    CHECK(run_line ==
+          R"(["-c", "/etc/salt", "--out=json", "--out-indent=-1", "-t", "7", "--show-jid", "-L", "m1,m2", "cmd.run_all", )"
+          R"("'/bin/echo' 'a b' 'it'\\''s'", "env={\"SP_JOB_NAME\":\"backup\",\"SP_TOKENS\":\"{\\\"m1\\\":\\\"t1\\\",\\\"m2\\\":\\\"t2\\\"}\"}", "cwd=/tmp"])");
 }
