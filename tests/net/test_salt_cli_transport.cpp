@@ -33,7 +33,8 @@ struct FakeSaltEnv {
         ::unsetenv("FAKE_SALT_MASTER_DOWN");
     }
     ~FakeSaltEnv() {
-        for (const char* v : {"FAKE_SALT_MINIONS", "FAKE_SALT_DOWN", "FAKE_SALT_STATE", "FAKE_SALT_MASTER_DOWN"})
+        for (const char* v : {"FAKE_SALT_MINIONS", "FAKE_SALT_DOWN", "FAKE_SALT_STATE", "FAKE_SALT_MASTER_DOWN",
+                              "FAKE_SALT_HANG", "FAKE_SALT_ARGV_LOG"})
             ::unsetenv(v);
         std::error_code ec;
         std::filesystem::remove_all(state_dir, ec);
@@ -287,4 +288,23 @@ TEST_CASE("salt cli: the argv given to salt (flags, list target, quoting, env, n
     CHECK(run_line ==
           R"(["-c", "/etc/salt", "--out=json", "--out-indent=-1", "-t", "7", "--show-jid", "-L", "m1,m2", "cmd.run_all", )"
           R"("'/bin/echo' 'a b' 'it'\\''s'", "env={\"SP_JOB_NAME\":\"backup\",\"SP_TOKENS\":\"{\\\"m1\\\":\\\"t1\\\",\\\"m2\\\":\\\"t2\\\"}\"}", "cwd=/tmp"])");
+}
+
+TEST_CASE("salt cli: a salt call that hangs is killed at its deadline (timeout + 15 s)") {
+    test::Watchdog dog(60s);
+    FakeSaltEnv env("m1");
+    ::setenv("FAKE_SALT_HANG", "1", 1);
+    boost::asio::io_context io;
+    auto transport = make_salt_cli_transport(io, fake_options());
+    std::optional<Result<PingReply>> reply;
+    const auto started = std::chrono::steady_clock::now();
+    transport->ping(SaltTarget{"*", TargetType::glob}, 1s, [&](Result<PingReply> r) { reply.emplace(std::move(r)); });
+    io.run();
+    ::unsetenv("FAKE_SALT_HANG");
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    REQUIRE(reply.has_value());
+    REQUIRE_FALSE(reply->ok());
+    CHECK(reply->error().message.find("deadline") != std::string::npos);
+    CHECK(elapsed >= 15s);
+    CHECK(elapsed < 30s);
 }
