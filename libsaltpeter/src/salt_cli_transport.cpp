@@ -139,7 +139,10 @@ public:
         auto on_output = [this, weak_job](const std::string& so_far) {
             auto j = weak_job.lock();
             if (!j || j->jid || so_far.size() > 65536) return;
-            auto lines = detail::split_salt_cli_output(so_far);
+            // Only complete lines: a jid cut in the middle of a read would name another job.
+            const auto complete = so_far.rfind('\n');
+            if (complete == std::string::npos) return;
+            auto lines = detail::split_salt_cli_output(std::string_view(so_far).substr(0, complete + 1));
             if (lines.jid) {
                 j->jid = lines.jid;
                 for (auto& [minions, grace] : j->pending_terminations) send_termination(*j->jid, minions, grace);
