@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "saltpeter/process_runner.hpp"
 #include "saltpeter/wrapper_agent.hpp"
@@ -152,8 +153,19 @@ Result<WrapperSettings> wrapper_settings_from_environment(const std::map<std::st
     if (const auto* v = get("SP_LOCKFILE"); v && !v->empty()) s.lockfile = *v;
     else s.lockfile = "/tmp/sp_wrapper_" + s.job_name + ".lock";
     if (const auto* v = get("SP_TOKEN")) s.token = *v;
+    // The salt CLI transport starts all minions with one environment, so it passes every
+    // minion's token as SP_TOKENS={"<machine id>": "<token>"}; SP_TOKEN wins when both are set.
+    if (const auto* v = get("SP_TOKENS"); v && !v->empty() && s.token.empty()) {
+        const auto tokens = nlohmann::json::parse(*v, nullptr, false);
+        if (tokens.is_discarded() || !tokens.is_object())
+            return Error{"Error: SP_TOKENS is not a JSON object of machine id to token", "SP_TOKENS"};
+        const auto it = tokens.find(s.machine_id);
+        if (it == tokens.end() || !it->is_string())
+            return Error{"Error: SP_TOKENS has no token for machine id '" + s.machine_id + "'", "SP_TOKENS"};
+        s.token = it->get<std::string>();
+    }
     for (const auto& [k, v] : env)
-        if (k != "SP_TOKEN") s.job_environment.push_back(k + "=" + v);
+        if (k != "SP_TOKEN" && k != "SP_TOKENS") s.job_environment.push_back(k + "=" + v);
     return s;
 }
 

@@ -125,3 +125,44 @@ TEST_CASE("pre-detach checks name the setting") {
     s.log_dir = "/proc/sp_wrapper_cannot";
     CHECK(check_wrapper_settings(s).error().field == "SP_WRAPPER_LOGDIR");
 }
+
+TEST_CASE("SP_TOKENS gives the token of this machine id and is not passed on") {
+    auto env = required();  // SP_MACHINE_ID=web1
+    env["SP_TOKENS"] = R"({"web1": "tok-web1", "web2": "tok-web2"})";
+    auto s = wrapper_settings_from_environment(env);
+    REQUIRE(s.ok());
+    CHECK(s->token == "tok-web1");
+    const auto& e = s->job_environment;
+    CHECK(std::none_of(e.begin(), e.end(), [](const std::string& kv) { return kv.rfind("SP_TOKENS=", 0) == 0; }));
+    CHECK(std::none_of(e.begin(), e.end(), [](const std::string& kv) { return kv.rfind("SP_TOKEN=", 0) == 0; }));
+}
+
+TEST_CASE("SP_TOKEN wins over SP_TOKENS") {
+    auto env = required();
+    env["SP_TOKEN"] = "direct";
+    env["SP_TOKENS"] = R"({"web1": "from-map"})";
+    auto s = wrapper_settings_from_environment(env);
+    REQUIRE(s.ok());
+    CHECK(s->token == "direct");
+    CHECK(std::none_of(s->job_environment.begin(), s->job_environment.end(),
+                       [](const std::string& kv) { return kv.rfind("SP_TOKENS=", 0) == 0; }));
+}
+
+TEST_CASE("SP_TOKENS uses the fallback machine id when SP_MACHINE_ID is unset") {
+    auto env = required();
+    env.erase("SP_MACHINE_ID");
+    env["SP_TOKENS"] = "{\"" + default_machine_id() + "\": \"mine\", \"other\": \"theirs\"}";
+    auto s = wrapper_settings_from_environment(env);
+    REQUIRE(s.ok());
+    CHECK(s->token == "mine");
+}
+
+TEST_CASE("bad SP_TOKENS is an error naming it") {
+    auto env = required();
+    for (const char* bad : {"not json", "[1]", R"({"other": "x"})", R"({"web1": 5})"}) {
+        env["SP_TOKENS"] = bad;
+        auto s = wrapper_settings_from_environment(env);
+        REQUIRE_FALSE(s.ok());
+        CHECK(s.error().field == "SP_TOKENS");
+    }
+}

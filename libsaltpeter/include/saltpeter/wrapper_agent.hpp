@@ -30,8 +30,8 @@ struct WrapperSettings {
     std::string log_dir = "/var/log/sp_wrapper";       ///< SP_WRAPPER_LOGDIR
     bool allow_overlap = true;   ///< SP_ALLOW_OVERLAP (true|1|yes, any case)
     std::string lockfile;        ///< SP_LOCKFILE, default /tmp/sp_wrapper_<job>.lock
-    std::string token;           ///< SP_TOKEN (never passed on to the job)
-    std::vector<std::string> job_environment;  ///< the environment minus SP_TOKEN, "K=V" each
+    std::string token;           ///< SP_TOKEN, else this machine id's entry of SP_TOKENS (JSON); never passed on to the job
+    std::vector<std::string> job_environment;  ///< the environment minus SP_TOKEN and SP_TOKENS, "K=V" each
 
     // Tuning knobs with the protocol's defaults; the tests shorten them (docs/sp_wrapper.md).
     std::chrono::milliseconds heartbeat_interval{5000};   ///< SP_HEARTBEAT_INTERVAL_MS
