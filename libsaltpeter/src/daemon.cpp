@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -190,13 +191,9 @@ public:
         auto secret = load_or_create_secret(secret_path);
         if (!secret) return secret.error();
 
-        if (m_options.transport != "local") {
-            return Error{"transport '" + m_options.transport + "' is not available in this build; use --transport local",
-                         "transport"};
-        }
-        LocalTransportOptions local;
-        local.minions = s.local_minions;
-        m_transport = make_local_transport(m_io, local);
+        auto transport = make_transport(s);
+        if (!transport) return transport.error();
+        m_transport = std::move(*transport);
 
         TrackerOptions tracker_options;
         tracker_options.startup_timeout = s.startup_timeout;
@@ -231,6 +228,27 @@ public:
         spdlog::info("spd started: {} job(s) from {}, transport {}", m_config.jobs.size(), m_options.config_dir,
                      m_transport->name());
         return Ok{};
+    }
+
+    // The --transport choice with its settings (PROTOCOL.md 2; docs/operations.md).
+    Result<std::unique_ptr<SaltTransport>> make_transport(const Settings& s) {
+        if (m_options.transport == "local") {
+            LocalTransportOptions local;
+            local.minions = s.local_minions;
+            return make_local_transport(m_io, local);
+        }
+        if (m_options.transport == "salt-cli") {
+            SaltCliOptions cli;
+            cli.salt_binary = s.salt_binary;
+            cli.salt_run_binary = s.salt_run_binary;
+            cli.config_dir = s.salt_config_dir;
+            return make_salt_cli_transport(m_io, cli);
+        }
+        if (m_options.transport == "salt-api") {
+            return Error{"transport 'salt-api' is not available in this build; use --transport salt-cli or local",
+                         "transport"};
+        }
+        return Error{"unknown transport '" + m_options.transport + "' (local, salt-cli, salt-api)", "transport"};
     }
 
     void reload() {

@@ -39,10 +39,10 @@ class Setup:
         text = base + textwrap.indent(textwrap.dedent(settings), "  ") + "\n" + textwrap.dedent(jobs_yaml)
         (self.config / name).write_text(text)
 
-    def run_once(self, job: str, timeout: float = 90):
+    def run_once(self, job: str, *args, timeout: float = 90, env=None):
         start = time.monotonic()
-        proc = subprocess.run([SPD, "-c", str(self.config), "--run-once", job], capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run([SPD, "-c", str(self.config), "--run-once", job, *args], capture_output=True, text=True,
+                              timeout=timeout, env=env)
         return proc, time.monotonic() - start
 
     def start_spd(self, *args):
@@ -69,6 +69,17 @@ class Setup:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def log_seconds_between(stderr: str, first: str, second: str) -> float:
+    """Seconds between the spd log lines containing `first` and `second` (their timestamps)."""
+    import datetime
+
+    def stamp(text):
+        line = next(l for l in stderr.splitlines() if text in l)
+        return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f")
+
+    return (stamp(second) - stamp(first)).total_seconds()
 
 
 def pid_alive(pid: int) -> bool:
