@@ -229,10 +229,10 @@ std::string run_all_lowstate(const RunAllRequest& request, const std::string& mi
     return json::array({chunk}).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string term_job_lowstate(const std::vector<std::string>& minions, const std::string& jid) {
+std::string signal_job_lowstate(const std::vector<std::string>& minions, const std::string& jid, std::string_view fun) {
     std::string tgt;
     for (const auto& m : minions) tgt += (tgt.empty() ? "" : ",") + m;
-    json chunk = {{"client", "local"}, {"tgt", tgt}, {"tgt_type", "list"}, {"fun", "saltutil.term_job"},
+    json chunk = {{"client", "local"}, {"tgt", tgt}, {"tgt_type", "list"}, {"fun", std::string(fun)},
                   {"arg", json::array({jid})}};
     return json::array({chunk}).dump(-1, ' ', false, json::error_handler_t::replace);
 }

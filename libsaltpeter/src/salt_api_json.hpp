@@ -61,8 +61,8 @@ std::string ping_lowstate(const SaltTarget& target, std::chrono::seconds timeout
 /// common env overlaid with that minion's minion_env; cwd/runas only when set.
 std::string run_all_lowstate(const RunAllRequest& request, const std::string& minion, std::string_view client);
 
-/// The JSON lowstate body for saltutil.term_job of `jid` on `minions`.
-std::string term_job_lowstate(const std::vector<std::string>& minions, const std::string& jid);
+/// The JSON lowstate body for `fun` (saltutil.term_job or saltutil.kill_job) of `jid` on `minions`.
+std::string signal_job_lowstate(const std::vector<std::string>& minions, const std::string& jid, std::string_view fun);
 
 /// The JSON body of POST /login. The result contains the password: never log it.
 std::string login_body(const std::string& username, const std::string& password, const std::string& eauth);
