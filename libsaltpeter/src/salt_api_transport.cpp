@@ -168,7 +168,9 @@ private:
         auto self = shared_from_this();
         arm_timer(m_request_timeout);
         if (!m_tls) return send();
-        if (!SSL_set_tlsext_host_name(m_tls->native_handle(), m_url.host.c_str())) {
+        // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
+        if (SSL_ctrl(m_tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                     const_cast<char*>(m_url.host.c_str())) != 1) {
             return finish(Error{m_what + ": cannot set TLS server name", ""});
         }
         m_tls->set_verify_callback(ssl::host_name_verification(m_url.host));
@@ -481,22 +483,22 @@ private:
         std::weak_ptr<Job> weak = job;
         m_core->api_call(http::verb::post, "/", detail::run_all_lowstate(job->request, minion, "local_async"),
                          m_core->options().request_timeout, [this, id, weak, minion](Result<HttpResponse> r) {
-                             auto job = weak.lock();
-                             if (!job || m_stopped) return;
-                             if (!r) return report(id, job, no_return(minion, r.error().message));
+                             auto live = weak.lock();
+                             if (!live || m_stopped) return;
+                             if (!r) return report(id, live, no_return(minion, r.error().message));
                              auto async = detail::parse_local_async(r->body);
-                             if (!async) return report(id, job, no_return(minion, async.error().message));
+                             if (!async) return report(id, live, no_return(minion, async.error().message));
                              if (async->jid.empty()) {
-                                 return report(id, job, no_return(minion, "No minions matched the target (salt-api "
+                                 return report(id, live, no_return(minion, "No minions matched the target (salt-api "
                                                                           "assigned no jid; is the minion known to the master?)"));
                              }
-                             job->jids[minion] = async->jid;
-                             job->deadlines[minion] = std::chrono::steady_clock::now() + job->request.timeout;
-                             auto term = job->terminate_requested.find(minion);
-                             if (term != job->terminate_requested.end()) {
-                                 send_term(id, job, minion, async->jid, term->second);
+                             live->jids[minion] = async->jid;
+                             live->deadlines[minion] = std::chrono::steady_clock::now() + live->request.timeout;
+                             auto term = live->terminate_requested.find(minion);
+                             if (term != live->terminate_requested.end()) {
+                                 send_term(id, live, minion, async->jid, term->second);
                              }
-                             schedule_poll(id, job, minion);
+                             schedule_poll(id, live, minion);
                          });
     }
 
@@ -506,9 +508,9 @@ private:
         timer->expires_after(k_poll_interval);
         std::weak_ptr<Job> weak = job;
         timer->async_wait([this, id, weak, minion](const beast::error_code& ec) {
-            auto job = weak.lock();
-            if (ec || !job || m_stopped) return;
-            poll(id, job, minion);
+            auto live = weak.lock();
+            if (ec || !live || m_stopped) return;
+            poll(id, live, minion);
         });
     }
 
@@ -517,14 +519,14 @@ private:
         std::weak_ptr<Job> weak = job;
         m_core->api_call(http::verb::get, "/jobs/" + jid, "", m_core->options().request_timeout,
                          [this, id, weak, minion, jid](Result<HttpResponse> r) {
-                             auto job = weak.lock();
-                             if (!job || m_stopped || job->pending.count(minion) == 0) return;
+                             auto live = weak.lock();
+                             if (!live || m_stopped || live->pending.count(minion) == 0) return;
                              std::string last_error;
                              if (r) {
                                  auto lookup = detail::parse_job_lookup(r->body);
                                  if (lookup) {
                                      for (auto& ret : lookup->returns) {
-                                         if (ret.minion == minion) return report(id, job, std::move(ret));
+                                         if (ret.minion == minion) return report(id, live, std::move(ret));
                                      }
                                  } else {
                                      last_error = lookup.error().message;
@@ -534,13 +536,13 @@ private:
                              }
                              // A failed poll is retried until the deadline: the master may be
                              // restarting, and the job keeps running on the minion meanwhile.
-                             if (std::chrono::steady_clock::now() >= job->deadlines[minion]) {
+                             if (std::chrono::steady_clock::now() >= live->deadlines[minion]) {
                                  std::string why = "Minion did not return within " +
-                                                   std::to_string(job->request.timeout.count()) + " s (jid " + jid + ")";
+                                                   std::to_string(live->request.timeout.count()) + " s (jid " + jid + ")";
                                  if (!last_error.empty()) why += "; last error: " + last_error;
-                                 return report(id, job, no_return(minion, why));
+                                 return report(id, live, no_return(minion, why));
                              }
-                             schedule_poll(id, job, minion);
+                             schedule_poll(id, live, minion);
                          });
     }
 
@@ -551,8 +553,8 @@ private:
         auto timer = std::make_shared<net::steady_timer>(m_core->io(), grace);
         std::weak_ptr<Job> weak = job;
         timer->async_wait([this, weak, minion, jid, timer](const beast::error_code& ec) {
-            auto job = weak.lock();
-            if (ec || !job || m_stopped || job->pending.count(minion) == 0) return;
+            auto live = weak.lock();
+            if (ec || !live || m_stopped || live->pending.count(minion) == 0) return;
             send_signal_job(minion, jid, "saltutil.kill_job");
         });
         (void)id;
