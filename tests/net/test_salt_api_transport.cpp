@@ -99,6 +99,8 @@ SaltApiOptions options_for(const std::string& url, const std::string& password =
 
 template <typename Pred>
 void run_until(boost::asio::io_context& io, Pred done) {
+    // A previous run_until may have let the context run out of work, which stops it.
+    io.restart();
     auto guard = boost::asio::make_work_guard(io);
     while (!done()) io.run_one_for(100ms);
 }
