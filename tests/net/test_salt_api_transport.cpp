@@ -33,7 +33,7 @@ constexpr const char* k_password = "saltpeter-secret";
 // The fake server as a child process; its first stdout line is the port it listens on.
 class FakeSaltApi {
 public:
-    explicit FakeSaltApi(const std::string& down = "") {
+    explicit FakeSaltApi(const std::string& down = "", const std::string& tls_dir = "") : m_tls(!tls_dir.empty()) {
         int out[2];
         REQUIRE(pipe(out) == 0);
         m_pid = fork();
@@ -44,6 +44,10 @@ public:
             close(out[1]);
             setenv("FAKE_SALT_MINIONS", "m1,m2,m3", 1);
             setenv("FAKE_SALT_DOWN", down.c_str(), 1);
+            if (!tls_dir.empty()) {
+                setenv("FAKE_SALT_TLS_CERT", (tls_dir + "/cert.pem").c_str(), 1);
+                setenv("FAKE_SALT_TLS_KEY", (tls_dir + "/key.pem").c_str(), 1);
+            }
             const std::string script = std::string(SALTPETER_SOURCE_DIR) + "/tests/support/fake_salt_api.py";
             execlp("python3", "python3", script.c_str(), static_cast<char*>(nullptr));
             _exit(127);
@@ -64,7 +68,7 @@ public:
     FakeSaltApi(const FakeSaltApi&) = delete;
     FakeSaltApi& operator=(const FakeSaltApi&) = delete;
 
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+    std::string url() const { return (m_tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(m_port); }
 
     /// Makes the server forget every token (next request 401) and waits until it has.
     void expire_tokens() {
@@ -81,6 +85,7 @@ private:
         return s;
     }
 
+    bool m_tls = false;
     pid_t m_pid = -1;
     FILE* m_out = nullptr;
     int m_port = 0;
@@ -321,4 +326,36 @@ TEST_CASE("salt api transport: terminate sends saltutil.term_job to the running 
     std::remove(pid_file.c_str());
     rmdir(tmpl);
     t->stop();
+}
+
+TEST_CASE("salt api transport: https verifies the server against ca_file") {
+    test::Watchdog watchdog(60s);
+    char tmpl[] = "/tmp/sp-saltapi-tls-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl;
+    const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                            "-addext subjectAltName=IP:127.0.0.1 -keyout " + dir + "/key.pem -out " + dir +
+                            "/cert.pem >/dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    {
+        FakeSaltApi server("", dir);
+        boost::asio::io_context io;
+        auto options = options_for(server.url());
+        options.ca_file = dir + "/cert.pem";
+        auto t = make_salt_api_transport(io, options);
+        auto r = ping(io, *t, {"*", TargetType::glob});
+        REQUIRE_MESSAGE(r.ok(), r.error().message);
+        CHECK(r->responding == std::vector<std::string>{"m1", "m2", "m3"});
+        t->stop();
+
+        // The self-signed certificate is not in the system store: the handshake must fail.
+        auto untrusted = make_salt_api_transport(io, options_for(server.url()));
+        auto u = ping(io, *untrusted, {"*", TargetType::glob});
+        REQUIRE_FALSE(u.ok());
+        CHECK(u.error().message.find("TLS handshake") != std::string::npos);
+        untrusted->stop();
+    }
+    std::remove((dir + "/cert.pem").c_str());
+    std::remove((dir + "/key.pem").c_str());
+    rmdir(tmpl);
 }

@@ -6,6 +6,7 @@ Environment:
   FAKE_SALT_MINIONS  comma-separated minion ids (default "m1,m2,m3")
   FAKE_SALT_DOWN     comma-separated ids of stopped minions (match, never return)
   FAKE_SALT_USER / FAKE_SALT_PASSWORD / FAKE_SALT_EAUTH  accepted credentials
+  FAKE_SALT_TLS_CERT / FAKE_SALT_TLS_KEY  PEM files: serve HTTPS instead of HTTP
 Endpoints: POST /login, POST / (client local, local_async; test.ping, cmd.run_all,
 saltutil.term_job, saltutil.kill_job), GET /jobs/<jid>.
 SIGUSR1 forgets every issued token (as a salt-api restart does), so the next request gets
@@ -17,6 +18,7 @@ import http.server
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -255,6 +257,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    cert, key = os.environ.get("FAKE_SALT_TLS_CERT"), os.environ.get("FAKE_SALT_TLS_KEY")
+    if cert and key:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
 
     def expire(_sig, _frame):
         with LOCK:
