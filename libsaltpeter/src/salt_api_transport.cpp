@@ -290,10 +290,12 @@ public:
 
     void stop() {
         m_stopped = true;
-        for (auto& [id, weak] : m_calls) {
+        // cancel() runs the completion, which erases from m_calls: iterate over a moved-out copy.
+        auto calls = std::move(m_calls);
+        m_calls.clear();
+        for (auto& [id, weak] : calls) {
             if (auto call = weak.lock()) call->cancel();
         }
-        m_calls.clear();
         m_queue.clear();
         m_login_waiters.clear();
     }

@@ -359,3 +359,31 @@ TEST_CASE("salt api transport: https verifies the server against ca_file") {
     std::remove((dir + "/key.pem").c_str());
     rmdir(tmpl);
 }
+
+TEST_CASE("salt api transport: stop and destruction with calls in flight run no callbacks") {
+    test::Watchdog watchdog(60s);
+    FakeSaltApi server;
+    boost::asio::io_context io;
+    int callbacks = 0;
+    {
+        auto t = make_salt_api_transport(io, options_for(server.url()));
+        RunAllRequest req;
+        req.minions = {"m1", "m2"};
+        req.argv = {"sleep", "2"};
+        req.timeout = 10s;
+        t->run_all(req, [&](MinionReturn) { ++callbacks; }, [&] { ++callbacks; });
+        t->ping({"*", TargetType::glob}, 5s, [&](Result<PingReply>) { ++callbacks; });
+        const auto until = std::chrono::steady_clock::now() + 1500ms;
+        run_until(io, [&] { return std::chrono::steady_clock::now() >= until; });
+        t->stop();
+        t->stop();  // idempotent
+        t->run_all(req, [&](MinionReturn) { ++callbacks; }, [&] { ++callbacks; });
+    }
+    {
+        auto t = make_salt_api_transport(io, options_for(server.url()));
+        t->ping({"*", TargetType::glob}, 5s, [&](Result<PingReply>) { ++callbacks; });
+    }  // destroyed with the login in flight
+    const auto until = std::chrono::steady_clock::now() + 3s;
+    run_until(io, [&] { return std::chrono::steady_clock::now() >= until; });
+    CHECK(callbacks == 1);  // only the ping that completed before stop()
+}
