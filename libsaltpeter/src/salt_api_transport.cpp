@@ -107,7 +107,8 @@ public:
         m_request.method(verb);
         m_request.target(url.base_path + path);
         m_request.version(11);
-        m_request.set(http::field::host, url.host);
+        const bool v6 = url.host.find(':') != std::string::npos;
+        m_request.set(http::field::host, (v6 ? "[" + url.host + "]" : url.host) + ":" + url.port);
         m_request.set(http::field::accept, "application/json");
         m_request.set(http::field::connection, "close");
         if (!token.empty()) m_request.set("X-Auth-Token", token);
