@@ -3,6 +3,7 @@
 // and the request side that must match them (lowstate chunks, the shell command line). Pure
 // functions: no I/O, never throw; a body that does not have the recorded shape is an Error.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>

@@ -452,7 +452,7 @@ public:
             if (job->pending.count(minion) == 0) continue;
             job->terminate_requested[minion] = grace;
             auto jid = job->jids.find(minion);
-            if (jid != job->jids.end()) send_term(id, job, minion, jid->second, grace);
+            if (jid != job->jids.end()) send_term(job, minion, jid->second, grace);
             // Without a jid yet the submission is in flight; send_term runs when the jid arrives.
         }
     }
@@ -499,7 +499,7 @@ private:
                              live->deadlines[minion] = std::chrono::steady_clock::now() + live->request.timeout;
                              auto term = live->terminate_requested.find(minion);
                              if (term != live->terminate_requested.end()) {
-                                 send_term(id, live, minion, async->jid, term->second);
+                                 send_term(live, minion, async->jid, term->second);
                              }
                              schedule_poll(id, live, minion);
                          });
@@ -549,7 +549,7 @@ private:
                          });
     }
 
-    void send_term(TransportJob id, const std::shared_ptr<Job>& job, const std::string& minion,
+    void send_term(const std::shared_ptr<Job>& job, const std::string& minion,
                    const std::string& jid, std::chrono::seconds grace) {
         job->terminate_requested.erase(minion);
         send_signal_job(minion, jid, "saltutil.term_job");
@@ -560,7 +560,6 @@ private:
             if (ec || !live || m_stopped || live->pending.count(minion) == 0) return;
             send_signal_job(minion, jid, "saltutil.kill_job");
         });
-        (void)id;
     }
 
     void send_signal_job(const std::string& minion, const std::string& jid, const std::string& fun) {
