@@ -54,7 +54,7 @@ int run(int argc, char** argv) {
     std::string log_level = "info";
     std::string run_once;
     app.add_option("-c,--configdir", options.config_dir, "Config directory")->capture_default_str();
-    app.add_option("--transport", options.transport, "How minions are reached: local")
+    app.add_option("--transport", options.transport, "How minions are reached: local (this host, no Salt), salt-cli, salt-api")
         ->check(CLI::IsMember({"local", "salt-cli", "salt-api"}))
         ->capture_default_str();
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error")

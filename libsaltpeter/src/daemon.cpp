@@ -245,8 +245,23 @@ public:
             return make_salt_cli_transport(m_io, cli);
         }
         if (m_options.transport == "salt-api") {
-            return Error{"transport 'salt-api' is not available in this build; use --transport salt-cli or local",
-                         "transport"};
+            if (s.salt_api_url.empty()) return Error{"--transport salt-api needs salt_api_url in saltpeter_config", "salt_api_url"};
+            SaltApiOptions api;
+            api.url = s.salt_api_url;
+            api.username = s.salt_api_username;
+            api.eauth = s.salt_api_eauth;
+            api.ca_file = s.salt_api_ca_file;
+            if (!s.salt_api_password_file.empty()) {
+                // The password stays in a file (never on a command line or in the YAML).
+                std::ifstream in(s.salt_api_password_file);
+                if (!in) {
+                    return Error{"cannot read salt_api_password_file " + s.salt_api_password_file + ": " +
+                                     std::strerror(errno),
+                                 "salt_api_password_file"};
+                }
+                std::getline(in, api.password);
+            }
+            return make_salt_api_transport(m_io, api);
         }
         return Error{"unknown transport '" + m_options.transport + "' (local, salt-cli, salt-api)", "transport"};
     }

@@ -79,7 +79,12 @@ def run_all(jid, minion, arg, kwarg):
     if not os.path.isdir(cwd):
         return "ERROR: Specified cwd '%s' either not absolute or does not exist" % cwd
     env = dict(os.environ)
-    env.update({str(k): str(v) for k, v in (kwarg.get("env") or {}).items()})
+    extra = {str(k): str(v) for k, v in (kwarg.get("env") or {}).items()}
+    env.update(extra)
+    # Every fake minion is this same host; a real minion has its own /tmp, so give each one its
+    # own default wrapper lock file unless the job sets one.
+    if "SP_JOB_NAME" in extra and "SP_LOCKFILE" not in extra:
+        env["SP_LOCKFILE"] = "/tmp/sp_wrapper_%s.%s.lock" % (extra["SP_JOB_NAME"], minion)
     proc = subprocess.Popen(["/bin/bash", "-c", arg[0] if arg else ""], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     with LOCK:

@@ -1,0 +1,59 @@
+"""spd --transport salt-api against the fake salt-api of tests/support (the shapes of
+salt/TRANSCRIPTS.md item 7), with our real sp_wrapper on three fake minions."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SP_WRAPPER
+
+FAKE_API = Path(__file__).resolve().parent.parent / "support" / "fake_salt_api.py"
+
+
+def start_fake_api(down=""):
+    env = dict(os.environ, FAKE_SALT_MINIONS="m1,m2,m3", FAKE_SALT_DOWN=down)
+    proc = subprocess.Popen([sys.executable, str(FAKE_API)], stdout=subprocess.PIPE, text=True, env=env)
+    port = int(proc.stdout.readline().strip())
+    return proc, port
+
+
+def config(setup, port, job_yaml):
+    secret = setup.scratch / "salt-api.password"
+    secret.write_text("saltpeter-secret\n")
+    secret.chmod(0o600)
+    setup.write_config(job_yaml, settings=f"""salt_api_url: http://127.0.0.1:{port}
+salt_api_username: saltpeter
+salt_api_password_file: {secret}
+salt_api_eauth: sharedsecret
+default_wrapper_path: {SP_WRAPPER}
+""")
+
+
+def test_wrapper_job_on_three_minions_through_salt_api(setup):
+    api, port = start_fake_api(down="m3")
+    try:
+        config(setup, port, """
+hello:
+  command: "echo hello from $SP_MACHINE_ID"
+  targets: 'm*'
+  schedule: '@yearly'
+  env:
+    SP_OUTPUT_INTERVAL_MS: '50'
+""")
+        proc, _ = setup.run_once("hello", "--transport", "salt-api", timeout=120)
+    finally:
+        api.terminate()
+        api.wait(10)
+    assert proc.returncode == 255, proc.stdout + proc.stderr
+    assert "===== m1: exit 0 (success)\nhello from m1\n" in proc.stdout
+    assert "===== m2: exit 0 (success)\nhello from m2\n" in proc.stdout
+    assert "===== m3: exit 255" in proc.stdout and "Target did not respond" in proc.stdout
+
+
+def test_wrong_password_file_fails_start_clearly(setup):
+    setup.write_config("", settings="""salt_api_url: http://127.0.0.1:9
+salt_api_password_file: /nonexistent/password
+""")
+    proc, _ = setup.run_once("nothing", "--transport", "salt-api")
+    assert proc.returncode == 1
+    assert "cannot read salt_api_password_file /nonexistent/password" in proc.stderr
