@@ -67,7 +67,6 @@ public:
     void start(const Job& job, const RunSpec& spec) override {
         m_tracker.open(spec);
         auto job_copy = std::make_shared<Job>(job);
-        const std::string instance = spec.instance;
         m_transport.ping({job.targets, job.target_type}, m_context().ping_timeout,
                          [this, job_copy, spec](Result<PingReply> reply) { on_ping(*job_copy, spec, std::move(reply)); });
     }

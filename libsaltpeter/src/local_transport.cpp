@@ -150,12 +150,19 @@ private:
         if (it == m_jobs.end()) return;
         auto job = it->second;
         auto done = std::move(job->done);
-        // The processes may outlive the Salt call (a detached wrapper's children are not ours);
-        // keep the job until every runner is reaped so that nothing is left a zombie.
-        bool all_reaped = true;
-        for (auto& [m, p] : job->processes) all_reaped = all_reaped && p.exited;
-        if (all_reaped) m_jobs.erase(it);
+        erase_if_reaped(id);
         if (done && !m_stopped) boost::asio::post(m_io, std::move(done));
+    }
+
+    // The processes may outlive the Salt call (a detached wrapper's children are not ours); a job
+    // is kept until every runner is reaped so that nothing is left a zombie.
+    void erase_if_reaped(TransportJob id) {
+        auto it = m_jobs.find(id);
+        if (it == m_jobs.end()) return;
+        for (const auto& [m, p] : it->second->processes) {
+            if (!p.exited) return;
+        }
+        m_jobs.erase(it);
     }
 
     // What Salt's cmd.run_all answers when the program cannot be started: the shell's words and
@@ -237,11 +244,7 @@ private:
         while (!ret.stdout_text.empty() && ret.stdout_text.back() == '\n') ret.stdout_text.pop_back();
         report(id, std::move(ret));
         auto it = m_jobs.find(id);
-        if (it != m_jobs.end() && it->second->pending == 0) {
-            bool all_reaped = true;
-            for (auto& [m, q] : it->second->processes) all_reaped = all_reaped && q.exited;
-            if (all_reaped) m_jobs.erase(it);
-        }
+        if (it != m_jobs.end() && it->second->pending == 0) erase_if_reaped(id);
     }
 
     void post_return(TransportJob id, MinionReturn ret) {
