@@ -16,6 +16,7 @@
 #include <set>
 
 #include "saltpeter/config.hpp"
+#include "saltpeter/dispatcher.hpp"
 #include "saltpeter/executor.hpp"
 #include "saltpeter/exit_code_mapper.hpp"
 #include "saltpeter/machine_hub.hpp"
@@ -224,6 +225,8 @@ public:
         auto context = [this]() -> const LaunchContext& { return m_context; };
         m_wrapper_executor = make_wrapper_executor(*m_transport, *m_tracker, context);
         m_legacy_executor = make_legacy_executor(*m_transport, *m_tracker, context);
+        m_dispatcher = std::make_unique<Dispatcher>(*m_transport, *m_tracker, *m_wrapper_executor, *m_legacy_executor,
+                                                    context);
         if (m_options.schedule) schedule_jobs();
         spdlog::info("spd started: {} job(s) from {}, transport {}", m_config.jobs.size(), m_options.config_dir,
                      m_transport->name());
@@ -232,6 +235,11 @@ public:
 
     // The --transport choice with its settings (PROTOCOL.md 2; docs/operations.md).
     Result<std::unique_ptr<SaltTransport>> make_transport(const Settings& s) {
+        if (m_options.transport_factory) {
+            auto transport = m_options.transport_factory(m_io, s);
+            if (!transport) return Error{"the embedding program's transport factory returned no transport", "transport"};
+            return transport;
+        }
         if (m_options.transport == "local") {
             LocalTransportOptions local;
             local.minions = s.local_minions;
@@ -307,8 +315,11 @@ public:
         bool any = false;
         for (const RunRecord* run : m_tracker->running(job)) {
             const Job* cfg = m_config.find(job);
-            Executor& executor = (cfg == nullptr || cfg->use_wrapper) ? *m_wrapper_executor : *m_legacy_executor;
-            any = executor.kill(run->instance, machine) || any;
+            if (cfg == nullptr) {
+                any = m_tracker->kill(run->instance, machine) || any;
+                continue;
+            }
+            any = m_dispatcher->kill(*cfg, run->instance, machine) || any;
         }
         return any;
     }
@@ -390,7 +401,7 @@ private:
             if (job->concurrency == Concurrency::replace) {
                 for (const RunRecord* run : running) {
                     spdlog::info("{}: replacing {} (concurrency: replace)", name, run->instance);
-                    (job->use_wrapper ? *m_wrapper_executor : *m_legacy_executor).kill(run->instance, std::nullopt);
+                    m_dispatcher->kill(*job, run->instance, std::nullopt);
                 }
             }
         }
@@ -402,7 +413,7 @@ private:
         spec.scheduled = scheduled;
         spec.timeout = job->timeout;
         spec.heartbeat_timeout = job->heartbeat_timeout.value_or(m_config.settings.heartbeat_timeout);
-        (job->use_wrapper ? *m_wrapper_executor : *m_legacy_executor).start(*job, spec);
+        m_dispatcher->start(*job, spec);
         return spec.instance;
     }
 
@@ -428,6 +439,7 @@ private:
     std::unique_ptr<MachineHub> m_hub;
     std::unique_ptr<Executor> m_wrapper_executor;
     std::unique_ptr<Executor> m_legacy_executor;
+    std::unique_ptr<Dispatcher> m_dispatcher;
     LaunchContext m_context;
     std::uint16_t m_port = 0;
     bool m_stopped = false;

@@ -12,13 +12,18 @@
 #include <boost/asio/io_context.hpp>
 
 #include "saltpeter/result.hpp"
+#include "saltpeter/config.hpp"
 #include "saltpeter/run_tracker.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter {
 
 struct DaemonOptions {
     std::string config_dir = "/etc/saltpeter";
-    std::string transport = "local";  ///< local (more with the Salt transports)
+    std::string transport = "local";  ///< local, salt-cli or salt-api
+    /// When set, spd uses this transport instead of `transport` (embedding programs, benchmarks):
+    /// it gets the daemon's io_context and the loaded settings.
+    std::function<std::unique_ptr<SaltTransport>(boost::asio::io_context&, const Settings&)> transport_factory;
     bool schedule = true;             ///< false: only run_now() starts runs (spd --run-once)
     bool echo_output = false;         ///< print each target's output to stdout as "machine | line"
 };

@@ -1,13 +1,15 @@
 #pragma once
-// Executor: starts one run of a job on its targets and stops it on request. WrapperExecutor
-// launches sp_wrapper through Salt and follows it over the MachineHub; LegacyExecutor runs the
-// command through Salt alone. Both report into the RunTracker. Io thread only.
+// Executor: launches one batch of a run on the minions the Dispatcher chose and stops it on
+// request. WrapperExecutor launches sp_wrapper through Salt and follows it over the MachineHub;
+// LegacyExecutor runs the command through Salt alone. Both report into the RunTracker. Io
+// thread only.
 
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "saltpeter/config.hpp"
 #include "saltpeter/run_tracker.hpp"
@@ -18,9 +20,13 @@ namespace saltpeter {
 class Executor {
 public:
     virtual ~Executor() = default;
-    /// Opens `spec` in the tracker and launches it on the job's targets. Never throws for
-    /// target or Salt trouble: that becomes per-target results.
-    virtual void start(const Job& job, const RunSpec& spec) = 0;
+    /// Launches `job` on `minions`: one batch of the run `spec`, which the Dispatcher has opened
+    /// in the tracker and pinged. The executor adds each minion as a target and reports its
+    /// result into the tracker; `launched` runs once (on the io thread) when the launch step of
+    /// this batch is over: Salt answered for the wrapper launch, or every legacy return is in.
+    /// Never throws for target or Salt trouble: that becomes per-target results.
+    virtual void launch(const Job& job, const RunSpec& spec, std::vector<std::string> minions,
+                        std::function<void()> launched) = 0;
     /// Kills the whole run or one machine. False when there is nothing to kill.
     virtual bool kill(const std::string& instance, const std::optional<std::string>& machine) = 0;
 };
