@@ -10,6 +10,8 @@ find_package(CLI11 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(websocketpp REQUIRED)
 find_package(OpenSSL REQUIRED)
+# The state database (RunStore); CMake's FindSQLite3 gives SQLite::SQLite3 (Debian: libsqlite3-dev).
+find_package(SQLite3 REQUIRED)
 # sp_wrapper is copied to every minion: by default it links libstdc++ and OpenSSL statically, which
 # makes it independent of the target's library versions and cuts its resident memory by ~2 MiB
 # (no relocation of three large shared libraries). OpenSSL fixes then need a rebuild of sp_wrapper.
