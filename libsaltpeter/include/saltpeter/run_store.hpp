@@ -41,9 +41,6 @@ std::string_view to_string(DecisionKind kind) noexcept;
 /// The inverse of to_string(DecisionKind); nullopt for an unknown name.
 std::optional<DecisionKind> decision_kind_from_string(std::string_view text) noexcept;
 
-/// One run (job instance) as stored. `targets` is filled by the reads that say so.
-struct StoredRun;
-
 /// One target (machine) of a run as stored. put_target writes the metadata fields; the output
 /// fields (`last_seq`, `output_bytes`, `cut_bytes`) are maintained by append_output and ignored
 /// by put_target.
@@ -63,6 +60,7 @@ struct StoredTarget {
     std::uint64_t cut_bytes = 0;              ///< bytes dropped by output_max_bytes
 };
 
+/// One run (job instance) as stored. `targets` is filled by the reads that say so.
 struct StoredRun {
     std::string instance;
     std::string job;
@@ -84,7 +82,7 @@ struct SchedulerDecision {
     std::string detail;                   ///< e.g. "demo_1795840727 still running"
 };
 
-/// Limits of a store. Zero means "no limit" for the three retention settings.
+/// Limits of a store. Zero means "no limit" for the retention settings and the queue.
 struct RunStoreOptions {
     unsigned history_max_runs = 1000;                       ///< finished runs kept per job
     unsigned history_max_days = 90;                         ///< finished runs/decisions kept
