@@ -387,9 +387,12 @@ private:
         if (m_fire_times) {
             // A job new to the state starts counting missed fire times from now.
             const SysSeconds now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+            std::vector<std::string> names;
             for (const Job& job : m_config.jobs) {
+                names.push_back(job.name);
                 if (!m_fire_times->last_fire(job.name)) m_fire_times->record_fire(job.name, now);
             }
+            m_fire_times->retain(names);  // a removed job that comes back starts afresh
             schedule_flush();
         }
         for (const Job& job : m_config.jobs) m_tracker->status_of(job.name).next_run = m_scheduler.next_run(job.name);

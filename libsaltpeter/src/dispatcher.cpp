@@ -104,10 +104,16 @@ public:
                                  (run_now ? "; force starts it anyway" : std::string()),
                              k_refused_overlap};
             }
-            case policy::Admission::replace:
+            case policy::Admission::replace: {
                 for (const auto& instance : active) spdlog::info("{}: replacing {} (concurrency: replace)", job.name, instance);
                 kill_job(job, std::nullopt, "replaced by a new run (concurrency: replace)");
-                break;
+                if (spec.instance.empty()) spec.instance = new_instance(job.name);
+                if (m_tracker.running(job.name).empty()) break;
+                // The new run starts once the killed one has ended: on each host the wrapper's
+                // lock is still held until the old instance is gone.
+                m_replacing[job.name] = {std::make_shared<const Job>(job), spec};
+                return spec.instance;
+            }
             case policy::Admission::start:
                 if (!active.empty() && force && job.concurrency == Concurrency::forbid) {
                     spdlog::warn("{}: forced run-now next to {}", job.name, active.front());
@@ -130,6 +136,10 @@ public:
             for (const auto& d : mine) {
                 if (d->waiting || d->next < d->batches.size()) any = true;
                 halt(*d, reason);
+            }
+            if (m_replacing.erase(job.name) > 0) {
+                spdlog::info("{}: the pending replacement run is cancelled ({})", job.name, reason);
+                any = true;
             }
         }
         for (const RunRecord* run : m_tracker.running(job.name)) any = kill(job, run->instance, machine) || any;
@@ -168,10 +178,26 @@ public:
     void stop() {
         m_stopped = true;
         m_queue.clear();
+        m_replacing.clear();
         m_maintenance_timer.cancel();
         for (auto& [instance, d] : m_dispatches) {
             if (d->timer) d->timer->cancel();
         }
+    }
+
+    // A killed run ended: the replacement waiting for it may start now.
+    void on_run_finished(const RunRecord& run) {
+        auto it = m_replacing.find(run.job);
+        if (it == m_replacing.end()) return;
+        boost::asio::post(m_io, [this, name = run.job, life = std::weak_ptr<int>(m_life)] {
+            if (life.expired() || m_stopped) return;
+            auto pending = m_replacing.find(name);
+            if (pending == m_replacing.end() || !m_tracker.running(name).empty()) return;
+            auto [job, spec] = std::move(pending->second);
+            m_replacing.erase(pending);
+            spdlog::info("{}: the replaced run ended; starting {}", name, spec.instance);
+            start(*job, spec);
+        });
     }
 
     void on_target_finished(const RunRecord& run) {
@@ -204,6 +230,8 @@ private:
         for (const auto& [instance, d] : m_dispatches) {
             if (d->job->name == job && std::find(out.begin(), out.end(), instance) == out.end()) out.push_back(instance);
         }
+        auto pending = m_replacing.find(job);
+        if (pending != m_replacing.end()) out.push_back(pending->second.second.instance);
         return out;
     }
 
@@ -211,7 +239,14 @@ private:
         const auto secs = now_seconds().time_since_epoch().count();
         std::string id = job + "_" + std::to_string(secs);
         // Two runs in one second (run-now next to a firing) still get distinct ids.
-        for (int n = 2; m_tracker.find(id) != nullptr; ++n) id = job + "_" + std::to_string(secs) + "_" + std::to_string(n);
+        auto taken = [&](const std::string& candidate) {
+            if (m_tracker.find(candidate) != nullptr) return true;
+            for (const auto& [name, pending] : m_replacing) {
+                if (pending.second.instance == candidate) return true;
+            }
+            return false;
+        };
+        for (int n = 2; taken(id); ++n) id = job + "_" + std::to_string(secs) + "_" + std::to_string(n);
         return id;
     }
 
@@ -514,6 +549,8 @@ private:
     std::map<std::string, std::shared_ptr<Dispatch>> m_dispatches;  // by main instance
     std::map<std::string, std::string> m_attempt_of;                 // retry instance -> main instance
     std::vector<Queued> m_queue;
+    // Per job: the run that replaces a killed one, started when the killed one has ended.
+    std::map<std::string, std::pair<std::shared_ptr<const Job>, RunSpec>> m_replacing;
     std::shared_ptr<int> m_life = std::make_shared<int>(0);  // callbacks check it: the Impl may be gone
     bool m_stopped = false;
 };
@@ -541,6 +578,9 @@ void Dispatcher::stop() { m_impl->stop(); }
 void Dispatcher::on_target_finished(const RunRecord& run, const TargetResult& /*target*/) {
     m_impl->on_target_finished(run);
 }
-void Dispatcher::on_run_finished(const RunRecord& run) { m_impl->on_target_finished(run); }
+void Dispatcher::on_run_finished(const RunRecord& run) {
+    m_impl->on_target_finished(run);
+    m_impl->on_run_finished(run);
+}
 
 }  // namespace saltpeter
