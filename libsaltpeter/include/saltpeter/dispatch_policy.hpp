@@ -68,7 +68,11 @@ std::chrono::seconds retry_delay(unsigned attempt, std::chrono::seconds backoff,
 /// 64-bit FNV-1a of `text` (stable across builds and platforms, unlike std::hash).
 std::uint64_t fnv1a(std::string_view text) noexcept;
 
-/// The job's splay offset in [0, splay]: FNV-1a of the name modulo splay + 1; 0 when splay is 0.
+/// MurmurHash3's 64-bit finalizer: spreads the bits of a hash (fixed by its definition).
+std::uint64_t mix64(std::uint64_t h) noexcept;
+
+/// The job's splay offset in [0, splay]: mix64(FNV-1a of the name) modulo splay + 1; 0 when
+/// splay is 0. The same on every start, build and host.
 std::chrono::seconds splay_offset(std::string_view job, std::chrono::seconds splay) noexcept;
 
 /// How late a firing may be and still count as on time (the scheduler re-checks the clock at
