@@ -484,28 +484,36 @@ rolling:
 TEST_CASE("forbid: run-now of a running job is refused with a reason unless forced (then the host lock decides)") {
     saltpeter::test::Watchdog dog(90s);
     Fixture f(R"(
-single:
-  command: "sleep 1"
+policy_forbid:
+  command: "echo up; sleep 1"
   targets: m1
   schedule: '@yearly'
+  env:
+    SP_OUTPUT_INTERVAL_MS: '50'
 )",
               1);
     f.start();
-    auto first = f.daemon->run_now("single");
+    auto first = f.daemon->run_now("policy_forbid");
     REQUIRE(first.ok());
-    auto refused = f.daemon->run_now("single");
+    auto refused = f.daemon->run_now("policy_forbid");
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().field == "overlap");
-    CHECK(refused.error().message == "job 'single' is still running (" + *first + "); force starts it anyway");
-    auto forced = f.daemon->run_now("single", true);
+    CHECK(refused.error().message == "job 'policy_forbid' is still running (" + *first + "); force starts it anyway");
+    // Once the first wrapper holds the host lock, a forced run-now gets through spd but not the lock.
+    REQUIRE(f.run_until(
+        [&] {
+            const RunRecord* r = f.run(*first);
+            return r && r->targets.count("m1") && r->targets.at("m1").output.find("up") != std::string::npos;
+        },
+        20s));
+    auto forced = f.daemon->run_now("policy_forbid", true);
     REQUIRE(forced.ok());
     REQUIRE(f.run_until([&] { return f.ended(*first) && f.ended(*forced); }, 30s));
     CHECK(f.run(*first)->success());
-    // spd let it through; on the host the wrapper's lock is the second line of defence.
     CHECK(code_of(*f.run(*forced), "m1") == 254);
-    CHECK(f.run(*forced)->targets.at("m1").output.find("LOCKFILE ERROR: Job single already running") !=
+    CHECK(f.run(*forced)->targets.at("m1").output.find("LOCKFILE ERROR: Job policy_forbid already running") !=
           std::string::npos);
-    CHECK(f.log("single").find("###### Overlap detected on " + *first) != std::string::npos);
+    CHECK(f.log("policy_forbid").find("###### Overlap detected on " + *first) != std::string::npos);
 }
 
 TEST_CASE("concurrency allow (and allow_overlap): a second instance runs next to the first") {
