@@ -15,10 +15,17 @@
 #include <map>
 #include <set>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <list>
+
 #include "saltpeter/config.hpp"
+#include "saltpeter/config_watcher.hpp"
+#include "saltpeter/dispatch_policy.hpp"
 #include "saltpeter/dispatcher.hpp"
 #include "saltpeter/executor.hpp"
 #include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/fire_time_store.hpp"
 #include "saltpeter/machine_hub.hpp"
 #include "saltpeter/salt_transport.hpp"
 #include "saltpeter/scheduler.hpp"
@@ -174,7 +181,7 @@ public:
         : m_io(io),
           m_options(std::move(options)),
           m_loader(m_options.config_dir),
-          m_scheduler(io, [this](const Schedule::Due& due) { fire(due.job, Trigger::schedule, due.scheduled); }) {}
+          m_scheduler(io, [this](const Schedule::Due& due) { on_due(due); }) {}
 
     Status start() {
         auto loaded = m_loader.reload();
@@ -225,9 +232,30 @@ public:
         auto context = [this]() -> const LaunchContext& { return m_context; };
         m_wrapper_executor = make_wrapper_executor(*m_transport, *m_tracker, context);
         m_legacy_executor = make_legacy_executor(*m_transport, *m_tracker, context);
-        m_dispatcher = std::make_unique<Dispatcher>(*m_transport, *m_tracker, *m_wrapper_executor, *m_legacy_executor,
-                                                    context);
-        if (m_options.schedule) schedule_jobs();
+        m_dispatcher = std::make_unique<Dispatcher>(m_io, *m_transport, *m_tracker, *m_wrapper_executor,
+                                                    *m_legacy_executor, context);
+        m_dispatcher->set_job_lookup([this](const std::string& name) { return m_config.find(name); });
+        m_observers.add(m_dispatcher.get());
+        if (m_options.schedule) {
+            std::string warning;
+            m_fire_times = make_file_fire_time_store(s.logdir + "/schedule-state.json", &warning);
+            if (!warning.empty()) spdlog::warn("{}", warning);
+            catch_up_missed();
+            schedule_jobs();
+        }
+        if (m_options.watch_config) {
+            m_watcher = std::make_unique<ConfigWatcher>(m_io, m_options.config_dir, std::chrono::milliseconds(300),
+                                                        [this] {
+                                                            spdlog::info("config directory {} changed; reloading",
+                                                                         m_options.config_dir);
+                                                            reload();
+                                                        });
+            auto watching = m_watcher->start();
+            if (!watching) {
+                spdlog::warn("{}; changes need SIGHUP", watching.error().message);
+                m_watcher.reset();
+            }
+        }
         spdlog::info("spd started: {} job(s) from {}, transport {}", m_config.jobs.size(), m_options.config_dir,
                      m_transport->name());
         return Ok{};
@@ -275,6 +303,7 @@ public:
     }
 
     void reload() {
+        if (m_stopped) return;
         auto loaded = m_loader.reload();
         if (!loaded) {
             spdlog::error("reload failed, keeping the current configuration: {}", loaded.error().message);
@@ -283,46 +312,41 @@ public:
         report_problems(*loaded);
         const Settings before = m_config.settings;
         m_config = loaded->config;
-        if (before.machines_ws_port != m_config.settings.machines_ws_port ||
-            before.machines_ws_bind_addr != m_config.settings.machines_ws_bind_addr ||
-            before.logdir != m_config.settings.logdir || before.wrapper_auth != m_config.settings.wrapper_auth) {
-            spdlog::warn("machines_ws_*, logdir and wrapper_auth changes take effect after a restart");
-            m_config.settings.machines_ws_port = before.machines_ws_port;
-            m_config.settings.machines_ws_bind_addr = before.machines_ws_bind_addr;
-            m_config.settings.logdir = before.logdir;
-            m_config.settings.wrapper_auth = before.wrapper_auth;
-        }
+        keep_restart_settings(before, m_config.settings);
         apply_settings();
         if (m_options.schedule) schedule_jobs();
+        m_dispatcher->maintenance_changed();
         spdlog::info("configuration reloaded: {} job(s)", m_config.jobs.size());
     }
 
     void stop() {
         if (m_stopped) return;
         m_stopped = true;
+        if (m_watcher) m_watcher->stop();
         m_scheduler.stop();
+        for (auto& timer : m_splay_timers) timer.cancel();
+        if (m_dispatcher) m_dispatcher->stop();
+        flush_fire_times();
         if (m_transport) m_transport->stop();
         if (m_hub) m_hub->stop();
         spdlog::info("spd stopped");
     }
 
-    Result<std::string> run_now(const std::string& job) {
+    Result<std::string> run_now(const std::string& job, bool force) {
         if (m_config.find(job) == nullptr) return Error{"unknown job '" + job + "'", "job"};
-        return fire(job, Trigger::run_now, std::nullopt);
+        return fire(job, Trigger::run_now, std::nullopt, force);
     }
 
     bool kill_job(const std::string& job, const std::optional<std::string>& machine) {
+        const Job* cfg = m_config.find(job);
+        if (cfg != nullptr) return m_dispatcher->kill_job(*cfg, machine);
+        // A job removed from the config: its running instances can still be killed.
         bool any = false;
-        for (const RunRecord* run : m_tracker->running(job)) {
-            const Job* cfg = m_config.find(job);
-            if (cfg == nullptr) {
-                any = m_tracker->kill(run->instance, machine) || any;
-                continue;
-            }
-            any = m_dispatcher->kill(*cfg, run->instance, machine) || any;
-        }
+        for (const RunRecord* run : m_tracker->running(job)) any = m_tracker->kill(run->instance, machine) || any;
         return any;
     }
+
+    std::size_t queued_run_now() const { return m_dispatcher ? m_dispatcher->queued() : 0; }
 
     std::uint16_t port() const noexcept { return m_port; }
     const RunTracker& tracker() const { return *m_tracker; }
@@ -360,61 +384,151 @@ private:
         std::vector<Schedule::Entry> entries;
         for (const Job& job : m_config.jobs) entries.push_back({job.name, job.schedule, job.zone});
         m_scheduler.set_jobs(std::move(entries));
+        if (m_fire_times) {
+            // A job new to the state starts counting missed fire times from now.
+            const SysSeconds now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+            std::vector<std::string> names;
+            for (const Job& job : m_config.jobs) {
+                names.push_back(job.name);
+                if (!m_fire_times->last_fire(job.name)) m_fire_times->record_fire(job.name, now);
+            }
+            m_fire_times->retain(names);  // a removed job that comes back starts afresh
+            schedule_flush();
+        }
         for (const Job& job : m_config.jobs) m_tracker->status_of(job.name).next_run = m_scheduler.next_run(job.name);
     }
 
-    std::string new_instance(const std::string& job) {
-        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-        std::string id = job + "_" + std::to_string(secs);
-        // Two runs in one second (run-now next to a firing) still get distinct ids.
-        for (int n = 2; m_tracker->find(id) != nullptr; ++n) id = job + "_" + std::to_string(secs) + "_" + std::to_string(n);
-        return id;
-    }
-
-    Result<std::string> fire(const std::string& name, Trigger trigger, std::optional<SysSeconds> scheduled) {
+    Result<std::string> fire(const std::string& name, Trigger trigger, std::optional<SysSeconds> scheduled,
+                             bool force = false) {
         if (m_stopped) return Error{"spd is stopping", ""};
         const Job* job = m_config.find(name);
         if (job == nullptr) return Error{"unknown job '" + name + "'", "job"};
         m_tracker->status_of(name).next_run = m_scheduler.next_run(name);
-        const auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
-        if (m_config.maintenance.global_active(now)) {
-            LogRecord record;
-            record.type = LogRecordType::maintenance;
-            record.instance = name;
-            record.out = "Global maintenance mode active";
-            m_tracker->log(name, record);
-            spdlog::info("{}: not started, global maintenance is active", name);
-            return Error{"global maintenance is active", ""};
-        }
-        const auto running = m_tracker->running(name);
-        if (!running.empty()) {
-            if (job->concurrency == Concurrency::forbid) {
-                LogRecord record;
-                record.type = LogRecordType::overlap;
-                record.instance = running.front()->instance;
-                m_tracker->log(name, record);
-                m_tracker->status_of(name).overlap = true;
-                spdlog::warn("{}: {} is still running; this firing is skipped (concurrency: forbid)", name,
-                             running.front()->instance);
-                return Error{"job '" + name + "' is still running (" + running.front()->instance + ")", ""};
-            }
-            if (job->concurrency == Concurrency::replace) {
-                for (const RunRecord* run : running) {
-                    spdlog::info("{}: replacing {} (concurrency: replace)", name, run->instance);
-                    m_dispatcher->kill(*job, run->instance, std::nullopt);
-                }
-            }
-        }
         RunSpec spec;
-        spec.instance = new_instance(name);
         spec.job = name;
         spec.group = job->group;
         spec.trigger = trigger;
         spec.scheduled = scheduled;
         spec.timeout = job->timeout;
         spec.heartbeat_timeout = job->heartbeat_timeout.value_or(m_config.settings.heartbeat_timeout);
-        m_dispatcher->start(*job, spec);
-        return spec.instance;
+        return m_dispatcher->submit(*job, spec, force);
+    }
+
+    // A fire time came due: the misfire policy decides on late wake-ups (suspend, clock step),
+    // then the splay offset delays the firing.
+    void on_due(const Schedule::Due& due) {
+        const Job* job = m_config.find(due.job);
+        if (job == nullptr) return;
+        const SysSeconds now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+        const auto decision = policy::decide_misfire(job->misfire, job->misfire_grace, due.scheduled, due.missed, now);
+        if (m_fire_times) {
+            m_fire_times->record_fire(due.job, due.scheduled);
+            if (!decision.reason.empty()) m_fire_times->record_misfire(due.job, now, decision.missed, decision.reason);
+            schedule_flush();
+        }
+        if (!decision.reason.empty()) spdlog::warn("{}: {}", due.job, decision.reason);
+        if (!decision.run) {
+            m_tracker->status_of(due.job).next_run = m_scheduler.next_run(due.job);
+            return;
+        }
+        const Trigger trigger = decision.catch_up ? Trigger::catch_up : Trigger::schedule;
+        const auto offset = policy::splay_offset(job->name, job->splay);
+        if (offset.count() == 0) {
+            fire(due.job, trigger, due.scheduled);
+            return;
+        }
+        spdlog::debug("{}: splay {} s", due.job, offset.count());
+        auto it = m_splay_timers.emplace(m_splay_timers.end(), m_io);
+        it->expires_after(offset);
+        it->async_wait([this, it, name = due.job, trigger, scheduled = due.scheduled](const boost::system::error_code& ec) {
+            if (ec) return;  // stop() cancelled it; the list goes with the daemon
+            m_splay_timers.erase(it);
+            fire(name, trigger, scheduled);
+        });
+    }
+
+    // At start: fire times that passed while spd was down, per job, from the state file.
+    void catch_up_missed() {
+        const SysSeconds now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+        for (const Job& job : m_config.jobs) {
+            const auto last = m_fire_times->last_fire(job.name);
+            if (!last) {
+                m_fire_times->record_fire(job.name, now);  // from now on its fire times count
+                continue;
+            }
+            const auto missed = policy::missed_fire_times(job.schedule, job.zone, *last, now);
+            if (missed.count == 0 || !missed.latest) continue;
+            auto decision = policy::decide_misfire(job.misfire, job.misfire_grace, *missed.latest, missed.count - 1, now,
+                                                   std::chrono::seconds{0});
+            if (decision.reason.empty()) decision.reason = "1 fire time passed while spd was down";
+            const std::string line = "spd was down: " + decision.reason;
+            spdlog::warn("{}: {}", job.name, line);
+            m_fire_times->record_fire(job.name, *missed.latest);
+            m_fire_times->record_misfire(job.name, now, decision.missed, line);
+            if (decision.run) {
+                auto started = fire(job.name, decision.catch_up ? Trigger::catch_up : Trigger::schedule, missed.latest);
+                if (!started) spdlog::warn("{}: catch-up run not started: {}", job.name, started.error().message);
+            }
+        }
+        std::vector<std::string> names;
+        for (const Job& job : m_config.jobs) names.push_back(job.name);
+        m_fire_times->retain(names);
+        flush_fire_times();
+    }
+
+    void schedule_flush() {
+        if (m_flush_pending) return;
+        m_flush_pending = true;
+        // One write per burst of firings (500 jobs at midnight write the file once).
+        boost::asio::post(m_io, [this] {
+            m_flush_pending = false;
+            flush_fire_times();
+        });
+    }
+
+    void flush_fire_times() {
+        if (!m_fire_times) return;
+        auto written = m_fire_times->flush();
+        if (!written) spdlog::error("{}", written.error().message);
+    }
+
+    // saltpeter_config keys that cannot change while spd runs keep their old value; the log says so.
+    static void keep_restart_settings(const Settings& before, Settings& after) {
+        std::vector<std::string> changed;
+        auto keep = [&](auto& now, const auto& old, const char* key) {
+            if (now != old) {
+                changed.emplace_back(key);
+                now = old;
+            }
+        };
+        keep(after.machines_ws_port, before.machines_ws_port, "machines_ws_port");
+        keep(after.machines_ws_bind_addr, before.machines_ws_bind_addr, "machines_ws_bind_addr");
+        keep(after.logdir, before.logdir, "logdir");
+        keep(after.wrapper_auth, before.wrapper_auth, "wrapper_auth");
+        keep(after.wrapper_secret_file, before.wrapper_secret_file, "wrapper_secret_file");
+        keep(after.tls_cert, before.tls_cert, "tls_cert");
+        keep(after.tls_key, before.tls_key, "tls_key");
+        keep(after.local_minions, before.local_minions, "local_minions");
+        keep(after.salt_binary, before.salt_binary, "salt_binary");
+        keep(after.salt_run_binary, before.salt_run_binary, "salt_run_binary");
+        keep(after.salt_config_dir, before.salt_config_dir, "salt_config_dir");
+        keep(after.salt_api_url, before.salt_api_url, "salt_api_url");
+        keep(after.salt_api_username, before.salt_api_username, "salt_api_username");
+        keep(after.salt_api_password_file, before.salt_api_password_file, "salt_api_password_file");
+        keep(after.salt_api_eauth, before.salt_api_eauth, "salt_api_eauth");
+        keep(after.salt_api_ca_file, before.salt_api_ca_file, "salt_api_ca_file");
+        keep(after.startup_timeout, before.startup_timeout, "startup_timeout");
+        keep(after.timeout_grace, before.timeout_grace, "timeout_grace");
+        keep(after.kill_grace, before.kill_grace, "kill_grace");
+        keep(after.api_ws, before.api_ws, "api_ws");
+        keep(after.api_ws_port, before.api_ws_port, "api_ws_port");
+        keep(after.api_ws_bind_addr, before.api_ws_bind_addr, "api_ws_bind_addr");
+        keep(after.state_db, before.state_db, "state_db");
+        if (changed.empty()) return;
+        std::string list;
+        for (const auto& key : changed) list += (list.empty() ? "" : ", ") + key;
+        spdlog::warn("saltpeter_config: {} changed; {} take effect after a restart of spd (the old value stays until then)",
+                     list, changed.size() == 1 ? "this change will only" : "these changes will only");
     }
 
     void on_run_finished(const RunRecord& run) {
@@ -440,6 +554,10 @@ private:
     std::unique_ptr<Executor> m_wrapper_executor;
     std::unique_ptr<Executor> m_legacy_executor;
     std::unique_ptr<Dispatcher> m_dispatcher;
+    std::unique_ptr<ConfigWatcher> m_watcher;
+    std::unique_ptr<FireTimeStore> m_fire_times;
+    std::list<boost::asio::steady_timer> m_splay_timers;
+    bool m_flush_pending = false;
     LaunchContext m_context;
     std::uint16_t m_port = 0;
     bool m_stopped = false;
@@ -450,7 +568,8 @@ Daemon::~Daemon() { m_impl->stop(); }
 Status Daemon::start() { return m_impl->start(); }
 void Daemon::reload() { m_impl->reload(); }
 void Daemon::stop() { m_impl->stop(); }
-Result<std::string> Daemon::run_now(const std::string& job) { return m_impl->run_now(job); }
+Result<std::string> Daemon::run_now(const std::string& job, bool force) { return m_impl->run_now(job, force); }
+std::size_t Daemon::queued_run_now() const { return m_impl->queued_run_now(); }
 bool Daemon::kill_job(const std::string& job, const std::optional<std::string>& machine) {
     return m_impl->kill_job(job, machine);
 }

@@ -17,6 +17,7 @@ const std::vector<ExitCodeInfo> k_table = {
     {126, 126, "permission denied: wrapper or command not executable", "Salt's retcode for the launch, or the shell"},
     {127, 127, "not found: wrapper or command missing", "Salt's retcode for the launch, or the shell"},
     {143, 143, "killed on request", "sp_wrapper after a kill, or spd when the kill grace expires"},
+    {252, 252, "skipped: not launched because the run stopped first (max_failures, canary, kill, maintenance)", "spd"},
     {253, 253, "heartbeat lost: no frame from the wrapper for heartbeat_timeout", "spd"},
     {254, 254, "wrapper never started, or the host lock was held", "spd / sp_wrapper"},
     {255, 255, "target did not respond, unknown error, or wrapper error", "spd"},
@@ -32,6 +33,7 @@ int ExitCodeMapper::code(Outcome outcome) noexcept {
         case Outcome::permission_denied: return 126;
         case Outcome::not_found: return 127;
         case Outcome::killed: return 143;
+        case Outcome::skipped: return 252;
         case Outcome::heartbeat_lost: return 253;
         case Outcome::never_started: return 254;
         case Outcome::lock_held: return 254;
@@ -51,6 +53,7 @@ Outcome ExitCodeMapper::outcome(int code) noexcept {
         case 126: return Outcome::permission_denied;
         case 127: return Outcome::not_found;
         case 143: return Outcome::killed;
+        case 252: return Outcome::skipped;
         case 253: return Outcome::heartbeat_lost;
         case 254: return Outcome::never_started;
         case 255: return Outcome::no_response;

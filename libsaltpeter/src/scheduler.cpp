@@ -59,10 +59,8 @@ void Scheduler::on_timer() {
     if (m_impl->stopped) return;
     const auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
     for (const auto& due : m_impl->schedule.take_due(now)) {
-        if (due.missed > 0) {
-            spdlog::warn("{}: {} fire time(s) passed while spd could not run them; running once for {}", due.job,
-                         due.missed, due.scheduled.time_since_epoch().count());
-        }
+        // Late wake-ups (due.missed > 0, or scheduled long before now) are the misfire policy's
+        // to judge (dispatch_policy.hpp); the callback decides and logs.
         try {
             m_impl->on_fire(due);
         } catch (const std::exception& e) {

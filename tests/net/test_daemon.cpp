@@ -162,21 +162,23 @@ pair:
 
 TEST_CASE("forbid: a second run-now while one runs is refused and logged as overlap") {
     saltpeter::test::Watchdog dog(90s);
-    Fixture f(R"(
-single:
+    // The job name carries the pid: the host lock (/tmp/sp_wrapper_<job>.<minion>.lock) is shared
+    // with every other checkout running this test at the same time.
+    const std::string single = "single_" + std::to_string(getpid());
+    Fixture f("\n" + single + R"(:
   command: "sleep 2"
   targets: m1
   schedule: '@yearly'
 )");
-    auto first = f.daemon->run_now("single");
+    auto first = f.daemon->run_now(single);
     REQUIRE(first.ok());
-    auto second = f.daemon->run_now("single");
+    auto second = f.daemon->run_now(single);
     REQUIRE_FALSE(second.ok());
     CHECK(second.error().message.find("still running") != std::string::npos);
     CHECK(f.daemon->run_now("no_such_job").error().message == "unknown job 'no_such_job'");
     REQUIRE(f.run_until([&] { return f.finished.has_value(); }, 30s));
     CHECK(f.finished->success());
-    const std::string log = read_file(f.dir.path / "log" / "single.log");
+    const std::string log = read_file(f.dir.path / "log" / (single + ".log"));
     CHECK(log.find("###### Overlap detected on " + *first) != std::string::npos);
 }
 

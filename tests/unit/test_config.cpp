@@ -869,7 +869,7 @@ TEST_CASE("the examples load with no errors and no warnings") {
     CHECK(r->problems.empty());
     CHECK(r->error_count() == 0);
     CHECK(r->warning_count() == 0);
-    CHECK(r->config.jobs.size() == 10);
+    CHECK(r->config.jobs.size() == 14);
     const Job* berlin = r->config.find("berlin_backup");
     REQUIRE(berlin != nullptr);
     CHECK(berlin->zone.name() == "Europe/Berlin");

@@ -64,6 +64,7 @@ TEST_CASE("every outcome maps to the code of PROTOCOL 5.1 and back") {
     const Case cases[] = {
         {Outcome::success, 0},         {Outcome::timeout, 124},         {Outcome::permission_denied, 126},
         {Outcome::not_found, 127},     {Outcome::killed, 143},          {Outcome::heartbeat_lost, 253},
+        {Outcome::skipped, 252},
         {Outcome::never_started, 254}, {Outcome::no_response, 255},
     };
     for (const auto& c : cases) {

@@ -1,6 +1,7 @@
 #pragma once
 // Daemon: spd composed from the library's parts — config loader, Scheduler, the dispatch policy
-// (maintenance, overlap), executors, SaltTransport, MachineHub, RunTracker and the per-job log
+// (Dispatcher: maintenance, concurrency, batches, retries), misfire and splay, the inotify
+// config watcher, executors, SaltTransport, MachineHub, RunTracker and the per-job log
 // files. Tools that embed saltpeter can run one on their own io_context. Io thread only.
 
 #include <cstdint>
@@ -26,6 +27,7 @@ struct DaemonOptions {
     std::function<std::unique_ptr<SaltTransport>(boost::asio::io_context&, const Settings&)> transport_factory;
     bool schedule = true;             ///< false: only run_now() starts runs (spd --run-once)
     bool echo_output = false;         ///< print each target's output to stdout as "machine | line"
+    bool watch_config = true;         ///< reload on changes in config_dir (inotify, debounced 300 ms)
 };
 
 class Daemon {
@@ -44,8 +46,12 @@ public:
     void stop();
 
     /// Starts a run of `job` now (same policies as a scheduled firing). Returns the instance id,
-    /// or an Error saying why not (unknown job, maintenance, already running and forbid).
-    Result<std::string> run_now(const std::string& job);
+    /// or an Error saying why not: unknown job, already running under `concurrency: forbid`
+    /// (field "overlap"; `force` starts it anyway), or global maintenance (field "queued": the
+    /// request waits and starts when maintenance ends).
+    Result<std::string> run_now(const std::string& job, bool force = false);
+    /// Run-now requests waiting for global maintenance to end.
+    std::size_t queued_run_now() const;
     /// Kills the running instance(s) of `job`, or only `machine`. False when nothing runs.
     bool kill_job(const std::string& job, const std::optional<std::string>& machine = std::nullopt);
 

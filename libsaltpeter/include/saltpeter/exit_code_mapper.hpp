@@ -16,6 +16,7 @@ enum class Outcome {
     permission_denied,  ///< 126: wrapper or command not executable
     not_found,          ///< 127: wrapper or command missing
     killed,             ///< 143: killed on request
+    skipped,            ///< 252: not launched: the run stopped first (max_failures, canary, kill)
     heartbeat_lost,     ///< 253: no frame for heartbeat_timeout
     never_started,      ///< 254: no `start` in the startup window, Salt refused the launch
     lock_held,          ///< 254: the host lock was held (overlap refused on the host)
