@@ -81,16 +81,29 @@ def test_legacy_timeout_is_124_with_salts_text(setup):
 
 
 def test_legacy_stopped_minion_is_255(setup):
-    # timeout 3 + timeout_grace 10: the stopped minion is given up after 8 s, before spd's own
-    # 124 verdict at 13 s.
-    setup.write_config(job("partial_legacy", "echo ok", "  use_wrapper: false\n  timeout: 3\n"),
-                       settings=salt_settings() + "timeout_grace: 10\n")
+    setup.write_config(job("partial_legacy", "echo ok", "  use_wrapper: false\n"), settings=salt_settings())
     proc, _ = setup.run_once("partial_legacy", "--transport", "salt-cli", env=fake_env(setup, down="m3"))
     assert proc.returncode == 255, proc.stdout + proc.stderr
     found = sections(proc.stdout)
     assert found["m3"][0].startswith("m3: exit 255"), proc.stdout
-    assert found["m3"][1].startswith("Target did not return anything\nno return within 8 s"), proc.stdout
+    assert found["m3"][1].startswith("Target did not respond"), proc.stdout
     assert found["m1"] == ("m1: exit 0 (success)", "ok\n")
+
+
+def test_legacy_minion_that_never_returns_is_255(setup):
+    # m3 answers test.ping but its return is lost. timeout 3 + timeout_grace 10: it is given up
+    # after 8 s, before spd's own 124 verdict at 13 s.
+    setup.write_config(job("lost_legacy", "echo ok", "  use_wrapper: false\n  timeout: 3\n"),
+                       settings=salt_settings() + "timeout_grace: 10\n")
+    env = fake_env(setup)
+    env["FAKE_SALT_LOST"] = "m3"
+    proc, _ = setup.run_once("lost_legacy", "--transport", "salt-cli", env=env)
+    assert proc.returncode == 255, proc.stdout + proc.stderr
+    found = sections(proc.stdout)
+    assert found["m3"][0].startswith("m3: exit 255"), proc.stdout
+    assert found["m3"][1].startswith("Target did not return anything\nno return within 8 s (jid "), proc.stdout
+    assert found["m1"] == ("m1: exit 0 (success)", "ok\n")
+    assert found["m2"] == ("m2: exit 0 (success)", "ok\n")
 
 
 def test_legacy_unknown_user_is_255_with_salts_text(setup):

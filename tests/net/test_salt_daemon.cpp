@@ -200,14 +200,16 @@ legacy_sleeper:
   schedule: '@yearly'
 )";
 
-const char* k_wrapper_job = R"(
-sleeper:
+// Each test its own job name: the wrapper's host lock file is per job name.
+std::string wrapper_job(const std::string& name) {
+    return "\n" + name + R"(:
   command: "echo $$ >> $PIDS; sleep 300 & echo $! >> $PIDS; wait"
   targets: 'm*'
   schedule: '@yearly'
   env:
     SP_OUTPUT_INTERVAL_MS: '50'
 )";
+}
 
 std::string salt_api_settings(const TempDir& dir, int port) {
     const auto secret = dir.path / "salt-api.password";
@@ -232,8 +234,8 @@ TEST_CASE("salt-cli daemon: legacy kill is term_job + kill_job, 143, processes g
 TEST_CASE("salt-cli daemon: wrapper-mode kill is 143, processes gone") {
     saltpeter::test::Watchdog dog(115s);
     FakeEnv fake;
-    Fixture f(fake, "salt-cli", "", k_wrapper_job);
-    f.kill_and_check("sleeper", 4);
+    Fixture f(fake, "salt-cli", "", wrapper_job("saltcli_kill_sleeper"));
+    f.kill_and_check("saltcli_kill_sleeper", 4);
 }
 
 TEST_CASE("salt-api daemon: legacy kill is term_job + kill_job, 143, processes gone") {
@@ -248,6 +250,6 @@ TEST_CASE("salt-api daemon: wrapper-mode kill is 143, processes gone") {
     saltpeter::test::Watchdog dog(115s);
     FakeEnv fake;
     FakeSaltApi api;
-    Fixture f(fake, "salt-api", salt_api_settings(fake.dir, api.port()), k_wrapper_job);
-    f.kill_and_check("sleeper", 4);
+    Fixture f(fake, "salt-api", salt_api_settings(fake.dir, api.port()), wrapper_job("saltapi_kill_sleeper"));
+    f.kill_and_check("saltapi_kill_sleeper", 4);
 }
