@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
@@ -183,7 +184,10 @@ TEST_CASE("local run_async: terminate stops the group and the minion never retur
     req.command = "trap '' TERM; sleep 60 & echo $! >> $PIDS; echo $$ >> $PIDS; wait";  // ignores SIGTERM
     AsyncOutcome out;
     auto id = start(*t, req, out);
-    run_until(io, [&] { return read_file(pids).size() > 0 && std::count(read_file(pids).begin(), read_file(pids).end(), '\n') >= 4; }, 20s);
+    run_until(io, [&] {
+        const std::string text = read_file(pids);
+        return std::count(text.begin(), text.end(), '\n') >= 4;
+    }, 20s);
     t->terminate(id, {"m1"}, 1s);
     run_until(io, [&] { return out.return_calls == 1; }, 20s);
     REQUIRE(out.return_calls == 1);
