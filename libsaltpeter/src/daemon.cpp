@@ -378,6 +378,8 @@ private:
         m_context.wrapper_loglevel = s.default_wrapper_loglevel;
         m_context.wrapper_logdir = s.default_wrapper_logdir;
         m_context.maintenance = m_config.maintenance;
+        m_context.timeout_grace = s.timeout_grace;
+        m_context.kill_grace = s.kill_grace;
     }
 
     void schedule_jobs() {

@@ -1,17 +1,24 @@
-// LegacyExecutor: runs the command through Salt alone (use_wrapper: false, PROTOCOL.md 2.4).
+// LegacyExecutor: runs the command through Salt alone (use_wrapper: false, PROTOCOL.md 2.4):
+// cmd.run_all published asynchronously to the batch, returns followed by the transport until
+// every target answered or the job's timeout + timeout_grace passed. Kill: saltutil.term_job,
+// saltutil.kill_job after kill_grace, result 143.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
 
-#include "saltpeter/exit_code_mapper.hpp"
+#include "legacy_result.hpp"
 #include "saltpeter/executor.hpp"
-#include "saltpeter/machine_hub.hpp"
 
 namespace saltpeter {
 
 namespace {
+
+// The tracker gives its own 124 verdict at timeout + timeout_grace; the transport's last poll is
+// placed a little before that, so that a target that never returned gets Salt's answer (255).
+constexpr std::chrono::seconds k_follow_margin{5};
 
 class LegacyExecutor final : public Executor {
 public:
@@ -20,61 +27,74 @@ public:
 
     bool kill(const std::string& instance, const std::optional<std::string>& machine) override {
         const RunRecord* run = m_tracker.find(instance);
-        auto it = m_jobs.find(instance);
-        if (run == nullptr || run->finished() || it == m_jobs.end()) return false;
-        std::vector<std::string> minions;
-        for (const auto& [m, t] : run->targets) {
-            if (t.state != TargetState::finished && (!machine || *machine == m)) minions.push_back(m);
+        if (run == nullptr || run->finished()) return false;
+        bool any = false;
+        const auto grace = m_context().kill_grace;
+        for (auto& [job_id, batch] : m_batches) {
+            if (batch.instance != instance) continue;
+            std::vector<std::string> minions;
+            for (const auto& m : batch.minions) {
+                auto t = run->targets.find(m);
+                if (t == run->targets.end() || t->second.state == TargetState::finished) continue;
+                if (machine && *machine != m) continue;
+                if (batch.killed.insert(m).second) minions.push_back(m);
+            }
+            if (minions.empty()) continue;
+            spdlog::info("[{}] kill requested: saltutil.term_job on {} target(s)", instance, minions.size());
+            m_transport.terminate(job_id, minions, grace);
+            any = true;
         }
-        if (minions.empty()) return false;
-        for (const auto& m : minions) m_killed[instance].push_back(m);
-        m_transport.terminate(it->second, minions, std::chrono::seconds(5));
-        return true;
+        return any;
     }
 
     void launch(const Job& job, const RunSpec& spec, std::vector<std::string> minions,
                 std::function<void()> launched) override {
-        RunAllRequest request;
-        request.argv = {"/bin/sh", "-c", job.command};
+        const LaunchContext& ctx = m_context();
+        CommandRequest request;
+        request.command = job.command;
         request.cwd = job.cwd.value_or("");
         request.runas = job.user.value_or("");
-        request.timeout = job.timeout.count() > 0 ? job.timeout : std::chrono::seconds(0);
+        // The YAML env is not passed in legacy mode (PROTOCOL.md 2.4).
+        request.env = {{"SP_JOB_NAME", job.name}, {"SP_JOB_INSTANCE_NAME", spec.instance}};
+        if (job.timeout.count() > 0) {
+            request.timeout = job.timeout;
+            const auto margin = std::min(k_follow_margin, ctx.timeout_grace / 2);
+            request.follow_for = job.timeout + ctx.timeout_grace - margin;
+        }
         for (const auto& minion : minions) m_tracker.add_target(spec.instance, minion, false);
         request.minions = std::move(minions);
         const std::string instance = spec.instance;
-        m_jobs[instance] = m_transport.run_all(
+        spdlog::info("[{}] legacy: cmd.run_all on {} target(s) through {}", instance, request.minions.size(),
+                     m_transport.name());
+        auto id = std::make_shared<TransportJob>(0);
+        *id = m_transport.run_async(
             request,
-            [this, instance](MinionReturn ret) {
-                auto& killed = m_killed[instance];
-                const bool was_killed = std::find(killed.begin(), killed.end(), ret.minion) != killed.end();
-                if (was_killed) {
-                    m_tracker.set_result(instance, ret.minion, ExitCodeMapper::code(Outcome::killed),
-                                         ret.stdout_text + "\n[Job terminated by user request]\n", false);
-                } else if (!ret.returned) {
-                    m_tracker.set_result(instance, ret.minion, ExitCodeMapper::code(Outcome::no_response),
-                                         "Target did not return anything", false);
-                } else if (!ret.error.empty()) {
-                    m_tracker.set_result(instance, ret.minion, ExitCodeMapper::code(Outcome::unknown_error), ret.error,
-                                         false);
-                } else {
-                    std::string text = ret.stdout_text;
-                    if (!ret.stderr_text.empty()) text += (text.empty() ? "" : "\n") + ret.stderr_text;
-                    m_tracker.set_result(instance, ret.minion, ret.retcode, text, false);
-                }
+            [this, instance, id, command = job.command](MinionReturn ret) {
+                auto it = m_batches.find(*id);
+                const bool killed = it != m_batches.end() && it->second.killed.count(ret.minion) != 0;
+                auto result = detail::legacy_result(ret, command, killed);
+                m_tracker.set_result(instance, ret.minion, result.code, result.output, false);
             },
-            [this, instance, launched = std::move(launched)] {
-                m_jobs.erase(instance);
-                m_killed.erase(instance);
+            [this, id, launched = std::move(launched)] {
+                m_batches.erase(*id);
                 launched();
             });
+        Batch& batch = m_batches[*id];
+        batch.instance = instance;
+        batch.minions = request.minions;
     }
 
 private:
+    struct Batch {
+        std::string instance;
+        std::vector<std::string> minions;
+        std::set<std::string> killed;
+    };
+
     SaltTransport& m_transport;
     RunTracker& m_tracker;
     std::function<const LaunchContext&()> m_context;
-    std::map<std::string, TransportJob> m_jobs;
-    std::map<std::string, std::vector<std::string>> m_killed;
+    std::map<TransportJob, Batch> m_batches;  ///< batches whose returns are still followed
 };
 
 }  // namespace

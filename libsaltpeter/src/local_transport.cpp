@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "saltpeter/process_runner.hpp"
 #include "saltpeter/salt_transport.hpp"
@@ -92,6 +93,53 @@ public:
         return id;
     }
 
+    // Legacy mode: one /bin/sh -c per minion, Salt's timeout= reproduced (the process group is
+    // killed and the return is retcode 1 with "<cmd> : Timed out after N seconds").
+    TransportJob run_async(const CommandRequest& request, std::function<void(MinionReturn)> on_return,
+                           std::function<void()> done) override {
+        const TransportJob id = ++m_next_job;
+        auto job = std::make_shared<Job>();
+        job->on_return = std::move(on_return);
+        job->done = std::move(done);
+        job->pending = request.minions.size();
+        job->command = request.command;
+        job->timeout = request.timeout;
+        job->asynchronous = true;
+        m_jobs[id] = job;
+        if (request.minions.empty()) {
+            finish_job(id);
+            return id;
+        }
+        RunAllRequest run;
+        run.minions = request.minions;
+        run.argv = {"/bin/sh", "-c", request.command};
+        run.env = request.env;
+        run.cwd = request.cwd;
+        run.runas = request.runas;
+        for (const auto& minion : request.minions) start_one(id, job, run, minion);
+        if (request.follow_for.count() > 0) {
+            job->follow_timer = std::make_shared<boost::asio::steady_timer>(m_io, request.follow_for);
+            std::weak_ptr<Job> weak = job;
+            const auto limit = request.follow_for;
+            job->follow_timer->async_wait([this, weak, id, limit](const boost::system::error_code& ec) {
+                auto j = weak.lock();
+                if (ec || !j) return;
+                std::vector<std::string> missing;
+                for (const auto& [m, p] : j->processes) {
+                    if (j->reported.count(m) == 0) missing.push_back(m);
+                }
+                for (const auto& m : missing) {
+                    MinionReturn ret;
+                    ret.minion = m;
+                    ret.returned = false;
+                    ret.error = "no return within " + std::to_string(limit.count()) + " s";
+                    report(id, std::move(ret));
+                }
+            });
+        }
+        return id;
+    }
+
     void terminate(TransportJob id, const std::vector<std::string>& minions, std::chrono::seconds grace) override {
         auto it = m_jobs.find(id);
         if (it == m_jobs.end()) return;
@@ -99,6 +147,7 @@ public:
         for (const auto& minion : minions) {
             auto p = job->processes.find(minion);
             if (p == job->processes.end() || !p->second.runner) continue;
+            if (job->asynchronous) p->second.terminated = true;
             p->second.runner->kill_group(SIGTERM);
             auto timer = std::make_shared<boost::asio::steady_timer>(m_io, grace);
             std::weak_ptr<Job> weak = job;
@@ -126,8 +175,11 @@ private:
     struct Process {
         std::unique_ptr<ProcessRunner> runner;
         std::string output;
+        std::unique_ptr<boost::asio::steady_timer> timeout_timer;
         bool exited = false;
         bool eof = false;
+        bool timed_out = false;   ///< killed by Salt's timeout= (run_async)
+        bool terminated = false;  ///< terminate() was asked for (run_async: never returns)
         int status = 0;
     };
     struct Job {
@@ -135,12 +187,18 @@ private:
         std::function<void()> done;
         std::size_t pending = 0;
         std::map<std::string, Process> processes;
+        std::set<std::string> reported;
+        bool asynchronous = false;  ///< run_async: timeout= and terminate follow Salt's job rules
+        std::string command;
+        std::chrono::seconds timeout{0};
+        std::shared_ptr<boost::asio::steady_timer> follow_timer;
     };
 
     void report(TransportJob id, MinionReturn ret) {
         auto it = m_jobs.find(id);
         if (it == m_jobs.end()) return;
         auto job = it->second;
+        if (!job->reported.insert(ret.minion).second) return;  // given up on earlier (follow_for)
         if (job->on_return && !m_stopped) job->on_return(std::move(ret));
         if (job->pending > 0 && --job->pending == 0) finish_job(id);
     }
@@ -150,6 +208,7 @@ private:
         if (it == m_jobs.end()) return;
         auto job = it->second;
         auto done = std::move(job->done);
+        if (job->follow_timer) job->follow_timer->cancel();
         erase_if_reaped(id);
         if (done && !m_stopped) boost::asio::post(m_io, std::move(done));
     }
@@ -229,6 +288,19 @@ private:
             // Salt reports a runas/cwd failure as a string reply (TRANSCRIPTS item 3).
             proc.exited = true;
             post_return(id, MinionReturn{minion, true, 1, "", "", "ERROR: " + started.error().message});
+            return;
+        }
+        if (job->asynchronous && job->timeout.count() > 0) {
+            proc.timeout_timer = std::make_unique<boost::asio::steady_timer>(m_io, job->timeout);
+            proc.timeout_timer->async_wait([weak, minion](const boost::system::error_code& ec) {
+                auto j = weak.lock();
+                if (ec || !j) return;
+                auto& p = j->processes[minion];
+                if (p.exited || p.terminated) return;
+                // Salt kills the command's whole tree at timeout= (no `sleep` was left behind).
+                p.timed_out = true;
+                p.runner->kill_group(SIGKILL);
+            });
         }
     }
 
@@ -237,11 +309,20 @@ private:
         // cmd.run_all returns when the program exits and its output pipe is closed; a detached
         // wrapper closes its copy of the pipe before the parent exits, so both come quickly.
         if (!p.exited || !p.eof) return;
+        if (p.timeout_timer) p.timeout_timer->cancel();
         MinionReturn ret;
         ret.minion = minion;
         ret.retcode = WIFEXITED(p.status) ? WEXITSTATUS(p.status) : 128 + WTERMSIG(p.status);
         ret.stdout_text = std::move(p.output);
         while (!ret.stdout_text.empty() && ret.stdout_text.back() == '\n') ret.stdout_text.pop_back();
+        if (p.terminated) {
+            // saltutil.term_job / kill_job: Salt never records a return for the job.
+            ret = MinionReturn{minion, false, 0, "", "", "terminated (saltutil.term_job)"};
+        } else if (p.timed_out) {
+            ret.retcode = 1;
+            ret.stdout_text = job->command + " : Timed out after " + std::to_string(job->timeout.count()) + " seconds";
+            ret.stderr_text.clear();
+        }
         report(id, std::move(ret));
         auto it = m_jobs.find(id);
         if (it != m_jobs.end() && it->second->pending == 0) erase_if_reaped(id);

@@ -1,6 +1,7 @@
 // salt-api body parsing with nlohmann-json in non-throwing mode: every accessor checks the type
 // first, so a surprising body becomes an Error naming what was expected, never an exception.
 #include "salt_api_json.hpp"
+#include "shell_words.hpp"
 
 #include <algorithm>
 #include <map>
@@ -81,14 +82,6 @@ std::vector<MinionReturn> returns_of(const json& map) {
     for (auto it = map.begin(); it != map.end(); ++it) out.push_back(minion_return(it.key(), it.value()));
     std::sort(out.begin(), out.end(), [](const MinionReturn& a, const MinionReturn& b) { return a.minion < b.minion; });
     return out;
-}
-
-bool is_safe_word(const std::string& s) {
-    if (s.empty()) return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               std::string_view("_-./=:,+@%").find(c) != std::string_view::npos;
-    });
 }
 
 }  // namespace
@@ -178,27 +171,6 @@ Result<JobLookup> parse_job_lookup(std::string_view body) {
     return lookup;
 }
 
-std::string shell_command_line(const std::vector<std::string>& argv) {
-    std::string out;
-    for (const auto& word : argv) {
-        if (!out.empty()) out += ' ';
-        if (is_safe_word(word)) {
-            out += word;
-            continue;
-        }
-        out += '\'';
-        for (char c : word) {
-            if (c == '\'') {
-                out += "'\\''";
-            } else {
-                out += c;
-            }
-        }
-        out += '\'';
-    }
-    return out;
-}
-
 std::string ping_lowstate(const SaltTarget& target, std::chrono::seconds timeout) {
     json chunk = {{"client", "local"},
                   {"tgt", target.expression},
@@ -226,6 +198,24 @@ std::string run_all_lowstate(const RunAllRequest& request, const std::string& mi
                   {"kwarg", kwarg},
                   {"timeout", request.timeout.count()}};
     // Invalid UTF-8 in env or argv must not throw from dump(): replace it.
+    return json::array({chunk}).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string command_lowstate(const CommandRequest& request, std::string_view client) {
+    json env = json::object();
+    for (const auto& [k, v] : request.env) env[k] = v;
+    json kwarg = {{"env", env}};
+    if (!request.cwd.empty()) kwarg["cwd"] = request.cwd;
+    if (!request.runas.empty()) kwarg["runas"] = request.runas;
+    if (request.timeout.count() > 0) kwarg["timeout"] = request.timeout.count();
+    std::string tgt;
+    for (const auto& m : request.minions) tgt += (tgt.empty() ? "" : ",") + m;
+    json chunk = {{"client", std::string(client)},
+                  {"tgt", tgt},
+                  {"tgt_type", "list"},
+                  {"fun", "cmd.run_all"},
+                  {"arg", json::array({request.command})},
+                  {"kwarg", kwarg}};
     return json::array({chunk}).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

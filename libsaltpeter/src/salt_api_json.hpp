@@ -1,7 +1,8 @@
 #pragma once
 // Parsers for salt-api (rest_cherrypy) response bodies, as recorded in salt/TRANSCRIPTS.md item 7,
-// and the request side that must match them (lowstate chunks, the shell command line). Pure
-// functions: no I/O, never throw; a body that does not have the recorded shape is an Error.
+// and the request side that must match them (lowstate chunks; the command line comes from
+// shell_words.hpp). Pure functions: no I/O, never throw; a body that does not have the recorded
+// shape is an Error.
 
 #include <chrono>
 #include <optional>
@@ -51,16 +52,16 @@ struct JobLookup {
 };
 Result<JobLookup> parse_job_lookup(std::string_view body);
 
-/// The argv as one POSIX shell command line (cmd.run_all runs its argument through the minion's
-/// shell): every word single-quoted unless it is made only of safe characters.
-std::string shell_command_line(const std::vector<std::string>& argv);
-
 /// The JSON lowstate body for test.ping on `target` with Salt's `timeout`.
 std::string ping_lowstate(const SaltTarget& target, std::chrono::seconds timeout);
 
 /// The JSON lowstate body for cmd.run_all of `request` on one minion (tgt_type list): env is the
 /// common env overlaid with that minion's minion_env; cwd/runas only when set.
 std::string run_all_lowstate(const RunAllRequest& request, const std::string& minion, std::string_view client);
+
+/// The JSON lowstate body for `client` (local_async) cmd.run_all of `request.command` on all
+/// of `request.minions` at once (tgt_type list), kwarg env, and cwd/runas/timeout when set.
+std::string command_lowstate(const CommandRequest& request, std::string_view client);
 
 /// The JSON lowstate body for `fun` (saltutil.term_job or saltutil.kill_job) of `jid` on `minions`.
 std::string signal_job_lowstate(const std::vector<std::string>& minions, const std::string& jid, std::string_view fun);

@@ -35,6 +35,9 @@ using tcp = net::ip::tcp;
 
 constexpr std::size_t k_max_http_in_flight = 16;
 constexpr std::chrono::seconds k_poll_interval{1};
+// run_async follows one jid for the whole batch: 1 s between polls at first, growing to 10 s.
+constexpr std::chrono::milliseconds k_follow_first{1000};
+constexpr std::chrono::milliseconds k_follow_max{10000};
 // A token is renewed this long before Salt says it expires, so a request never races expiry.
 constexpr double k_token_margin_s = 60;
 
@@ -410,7 +413,8 @@ private:
 class SaltApiTransport final : public SaltTransport {
 public:
     SaltApiTransport(net::io_context& io, SaltApiOptions options)
-        : m_core(std::make_shared<SaltApiCore>(io, std::move(options))), m_jobs(std::make_shared<Jobs>()) {}
+        : m_core(std::make_shared<SaltApiCore>(io, std::move(options))), m_jobs(std::make_shared<Jobs>()),
+          m_followed(std::make_shared<FollowedJobs>()) {}
     ~SaltApiTransport() override { stop(); }
 
     std::string name() const override { return "salt-api"; }
@@ -444,7 +448,68 @@ public:
         return id;
     }
 
+    // Legacy mode: one local_async for the whole batch (the same command and env everywhere),
+    // then GET /jobs/<jid> with a growing interval until every minion returned.
+    TransportJob run_async(const CommandRequest& request, std::function<void(MinionReturn)> on_return,
+                           std::function<void()> done) override {
+        const TransportJob id = ++m_next_job;
+        auto job = std::make_shared<FollowedJob>();
+        job->on_return = std::move(on_return);
+        job->done = std::move(done);
+        job->pending.insert(request.minions.begin(), request.minions.end());
+        job->follow_for = request.follow_for;
+        job->started = std::chrono::steady_clock::now();
+        job->timer = std::make_shared<net::steady_timer>(m_core->io());
+        (*m_followed)[id] = job;
+        if (job->pending.empty()) {
+            finish_followed(id, job);
+            return id;
+        }
+        std::weak_ptr<FollowedJob> weak = job;
+        if (job->follow_for.count() > 0) {
+            // At the limit every minion still pending is given up at once, even with a poll in flight.
+            job->give_up_timer = std::make_shared<net::steady_timer>(m_core->io(), job->follow_for);
+            job->give_up_timer->async_wait([this, id, weak](const beast::error_code& ec) {
+                auto live = weak.lock();
+                if (ec || !live || m_stopped || live->pending.empty()) return;
+                std::string why = "no return within " + std::to_string(live->follow_for.count()) + " s";
+                if (!live->jid.empty()) why += " (jid " + live->jid + ")";
+                if (!live->last_error.empty()) why += "; last error: " + live->last_error;
+                give_up(id, live, why);
+            });
+        }
+        m_core->api_call(http::verb::post, "/", detail::command_lowstate(request, "local_async"),
+                         m_core->options().request_timeout, [this, id, weak](Result<HttpResponse> r) {
+                             auto live = weak.lock();
+                             if (!live || m_stopped) return;
+                             if (!r) return give_up(id, live, r.error().message);
+                             auto async = detail::parse_local_async(r->body);
+                             if (!async) return give_up(id, live, async.error().message);
+                             if (async->jid.empty()) {
+                                 return give_up(id, live, "No minions matched the target (salt-api assigned no jid)");
+                             }
+                             live->jid = async->jid;
+                             spdlog::info("salt-api: job {} published to {} minion(s)", live->jid, live->pending.size());
+                             for (auto& [minions, grace] : live->pending_terminations) {
+                                 terminate_followed(id, live, minions, grace);
+                             }
+                             live->pending_terminations.clear();
+                             schedule_follow(id, live, k_follow_first);
+                         });
+        return id;
+    }
+
     void terminate(TransportJob id, const std::vector<std::string>& minions, std::chrono::seconds grace) override {
+        auto followed = m_followed->find(id);
+        if (followed != m_followed->end()) {
+            auto job = followed->second;
+            if (job->jid.empty()) {
+                job->pending_terminations.emplace_back(minions, grace);
+            } else {
+                terminate_followed(id, job, minions, grace);
+            }
+            return;
+        }
         auto it = m_jobs->find(id);
         if (it == m_jobs->end()) return;
         auto job = it->second;
@@ -467,9 +532,120 @@ public:
             for (auto& [m, timer] : job->timers) timer->cancel();
         }
         m_jobs->clear();
+        for (auto& [id, job] : *m_followed) {
+            job->on_return = nullptr;
+            job->done = nullptr;
+            job->timer->cancel();
+            if (job->give_up_timer) job->give_up_timer->cancel();
+        }
+        m_followed->clear();
     }
 
 private:
+    struct FollowedJob {
+        std::string jid;
+        std::function<void(MinionReturn)> on_return;
+        std::function<void()> done;
+        std::set<std::string> pending;
+        std::chrono::seconds follow_for{0};
+        std::chrono::steady_clock::time_point started;
+        std::shared_ptr<net::steady_timer> timer;
+        std::shared_ptr<net::steady_timer> give_up_timer;
+        std::vector<std::pair<std::vector<std::string>, std::chrono::seconds>> pending_terminations;
+        std::string last_error;
+    };
+    using FollowedJobs = std::map<TransportJob, std::shared_ptr<FollowedJob>>;
+
+    void schedule_follow(TransportJob id, const std::shared_ptr<FollowedJob>& job, std::chrono::milliseconds interval) {
+        job->timer->expires_after(interval);
+        std::weak_ptr<FollowedJob> weak = job;
+        job->timer->async_wait([this, id, weak, interval](const beast::error_code& ec) {
+            auto live = weak.lock();
+            if (ec || !live || m_stopped) return;
+            follow(id, live, interval);
+        });
+    }
+
+    void follow(TransportJob id, const std::shared_ptr<FollowedJob>& job, std::chrono::milliseconds interval) {
+        std::weak_ptr<FollowedJob> weak = job;
+        m_core->api_call(http::verb::get, "/jobs/" + job->jid, "", m_core->options().request_timeout,
+                         [this, id, weak, interval](Result<HttpResponse> r) {
+                             auto live = weak.lock();
+                             if (!live || m_stopped || live->pending.empty()) return;
+                             if (!r) {
+                                 live->last_error = r.error().message;
+                             } else if (auto lookup = detail::parse_job_lookup(r->body)) {
+                                 live->last_error.clear();
+                                 for (auto& ret : lookup->returns) {
+                                     if (live->pending.count(ret.minion) != 0) report_followed(id, live, std::move(ret));
+                                     if (live->pending.empty()) return;
+                                 }
+                             } else {
+                                 live->last_error = lookup.error().message;
+                             }
+                             // A failed poll is retried: the master may be restarting meanwhile.
+                             schedule_follow(id, live,
+                                             std::min(k_follow_max, std::chrono::milliseconds(interval.count() * 3 / 2)));
+                         });
+    }
+
+    // saltutil.term_job now, saltutil.kill_job after `grace`; once kill_job is answered the
+    // minions still without a return are reported: a terminated job never returns (item 5).
+    void terminate_followed(TransportJob id, const std::shared_ptr<FollowedJob>& job,
+                            const std::vector<std::string>& minions, std::chrono::seconds grace) {
+        std::vector<std::string> targets;
+        for (const auto& m : minions) {
+            if (job->pending.count(m) != 0) targets.push_back(m);
+        }
+        if (targets.empty()) return;
+        const std::string jid = job->jid;
+        post_signal(targets, jid, "saltutil.term_job", {});
+        auto timer = std::make_shared<net::steady_timer>(m_core->io(), grace);
+        std::weak_ptr<FollowedJob> weak = job;
+        timer->async_wait([this, id, weak, targets, jid, timer](const beast::error_code& ec) {
+            auto live = weak.lock();
+            if (ec || !live || m_stopped || live->pending.empty()) return;
+            post_signal(targets, jid, "saltutil.kill_job", [this, id, weak, targets, jid] {
+                auto again = weak.lock();
+                if (!again || m_stopped) return;
+                for (const auto& m : targets) {
+                    if (again->pending.count(m) == 0) continue;
+                    report_followed(id, again, no_return(m, "terminated (saltutil.term_job, saltutil.kill_job " + jid + ")"));
+                }
+            });
+        });
+    }
+
+    void post_signal(const std::vector<std::string>& minions, const std::string& jid, const std::string& fun,
+                     std::function<void()> after) {
+        m_core->api_call(http::verb::post, "/", detail::signal_job_lowstate(minions, jid, fun),
+                         m_core->options().request_timeout,
+                         [jid, fun, after = std::move(after)](Result<HttpResponse> r) {
+                             if (!r) spdlog::warn("{} of job {}: {}", fun, jid, r.error().message);
+                             if (after) after();
+                         });
+    }
+
+    void report_followed(TransportJob id, const std::shared_ptr<FollowedJob>& job, MinionReturn ret) {
+        if (job->pending.erase(ret.minion) == 0) return;
+        if (job->on_return) job->on_return(std::move(ret));
+        if (job->pending.empty()) finish_followed(id, job);
+    }
+
+    void give_up(TransportJob id, const std::shared_ptr<FollowedJob>& job, const std::string& why) {
+        const std::vector<std::string> left(job->pending.begin(), job->pending.end());
+        for (const auto& m : left) report_followed(id, job, no_return(m, why));
+    }
+
+    void finish_followed(TransportJob id, const std::shared_ptr<FollowedJob>& job) {
+        job->timer->cancel();
+        if (job->give_up_timer) job->give_up_timer->cancel();
+        auto done = std::move(job->done);
+        job->done = nullptr;
+        m_followed->erase(id);
+        if (done && !m_stopped) net::post(m_core->io(), std::move(done));
+    }
+
     struct Job {
         RunAllRequest request;
         std::function<void(MinionReturn)> on_return;
@@ -600,6 +776,7 @@ private:
 
     std::shared_ptr<SaltApiCore> m_core;
     std::shared_ptr<Jobs> m_jobs;
+    std::shared_ptr<FollowedJobs> m_followed;
     TransportJob m_next_job = 0;
     bool m_stopped = false;
 };

@@ -12,6 +12,7 @@ namespace {
 constexpr std::string_view k_no_match_prefix = "No minions matched the target";
 constexpr std::string_view k_jid_prefix = "jid: ";
 constexpr std::string_view k_did_not_return_prefix = "Minion did not return";
+constexpr std::string_view k_async_prefix = "Executed command with job ID: ";
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -102,30 +103,99 @@ Result<PingReply> parse_ping_output(std::string_view output, int exit_code, cons
     return reply;
 }
 
+// One minion's cmd.run_all value: the {pid, retcode, stdout, stderr} dict, or a string (Salt's
+// "Minion did not return..." or the minion's own refusal "ERROR: ...").
+static MinionReturn minion_return_of(const std::string& minion, const nlohmann::json& value) {
+    MinionReturn ret;
+    ret.minion = minion;
+    if (value.is_object() && value.contains("retcode") && value["retcode"].is_number_integer()) {
+        ret.retcode = value["retcode"].get<int>();
+        if (value.contains("stdout") && value["stdout"].is_string()) ret.stdout_text = value["stdout"].get<std::string>();
+        if (value.contains("stderr") && value["stderr"].is_string()) ret.stderr_text = value["stderr"].get<std::string>();
+    } else if (value.is_string()) {
+        ret.error = value.get<std::string>();
+        if (starts_with(ret.error, k_did_not_return_prefix)) {
+            ret.returned = false;
+        } else {
+            ret.retcode = 1;
+        }
+    } else {
+        ret.retcode = 1;
+        ret.error = "unexpected cmd.run_all return: " + value_text(value);
+    }
+    return ret;
+}
+
 std::vector<MinionReturn> parse_run_all_output(const SaltCliLines& lines) {
     std::vector<MinionReturn> out;
     for (const auto& [minion, value_json] : lines.documents) {
-        auto value = nlohmann::json::parse(value_json, nullptr, false);
-        MinionReturn ret;
-        ret.minion = minion;
-        if (value.is_object() && value.contains("retcode") && value["retcode"].is_number_integer()) {
-            ret.retcode = value["retcode"].get<int>();
-            if (value.contains("stdout") && value["stdout"].is_string()) ret.stdout_text = value["stdout"].get<std::string>();
-            if (value.contains("stderr") && value["stderr"].is_string()) ret.stderr_text = value["stderr"].get<std::string>();
-        } else if (value.is_string()) {
-            ret.error = value.get<std::string>();
-            if (starts_with(ret.error, k_did_not_return_prefix)) {
-                ret.returned = false;
-            } else {
-                ret.retcode = 1;
-            }
-        } else {
-            ret.retcode = 1;
-            ret.error = "unexpected cmd.run_all return: " + value_text(value);
-        }
-        out.push_back(std::move(ret));
+        out.push_back(minion_return_of(minion, nlohmann::json::parse(value_json, nullptr, false)));
     }
     return out;
+}
+
+Result<AsyncPublish> parse_async_output(std::string_view output, int exit_code, const std::string& command) {
+    const SaltCliLines lines = split_salt_cli_output(output);
+    AsyncPublish publish;
+    publish.no_minions_matched = lines.no_minions_matched;
+    for (const auto& line : lines.text_lines) {
+        if (!starts_with(line, k_async_prefix)) continue;
+        const std::string_view jid = trim(std::string_view(line).substr(k_async_prefix.size()));
+        if (!jid.empty() && std::all_of(jid.begin(), jid.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+            publish.jid = std::string(jid);
+        }
+    }
+    if (publish.jid == "0") {
+        // "No minions matched the target. ..." then "Executed command with job ID: 0" (item 5).
+        publish.jid.clear();
+        publish.no_minions_matched = true;
+    }
+    if (exit_code != 0 || (publish.jid.empty() && !publish.no_minions_matched)) {
+        return Error{command + " failed (exit code " + std::to_string(exit_code) + ", no job ID): " + describe_text(lines),
+                     ""};
+    }
+    return publish;
+}
+
+Result<ListJob> parse_list_job_output(std::string_view output, const std::string& command) {
+    // One pretty-printed document; anything before its first line that opens with '{' is text.
+    std::size_t start = 0;
+    while (start < output.size() && output[start] != '{') {
+        const auto nl = output.find('\n', start);
+        if (nl == std::string_view::npos) {
+            start = output.size();
+            break;
+        }
+        start = nl + 1;
+    }
+    auto doc = nlohmann::json::parse(output.substr(std::min(start, output.size())), nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+        return Error{command + ": output is not one JSON object: " + describe_text(split_salt_cli_output(output)), ""};
+    }
+    ListJob job;
+    if (doc.contains("jid") && doc["jid"].is_string()) job.jid = doc["jid"].get<std::string>();
+    if (doc.contains("Error") && doc["Error"].is_string()) job.error = doc["Error"].get<std::string>();
+    if (doc.contains("Minions") && doc["Minions"].is_array()) {
+        for (const auto& m : doc["Minions"]) {
+            if (m.is_string()) job.minions.push_back(m.get<std::string>());
+        }
+    }
+    std::sort(job.minions.begin(), job.minions.end());
+    if (!doc.contains("Result") || !doc["Result"].is_object()) {
+        return Error{command + ": no \"Result\" object in the job data", "Result"};
+    }
+    const auto& result = doc["Result"];
+    for (auto it = result.begin(); it != result.end(); ++it) {
+        const auto& entry = it.value();
+        if (entry.is_object() && entry.contains("return")) {
+            job.returns.push_back(minion_return_of(it.key(), entry["return"]));
+        } else {
+            job.returns.push_back(minion_return_of(it.key(), entry));
+        }
+    }
+    std::sort(job.returns.begin(), job.returns.end(),
+              [](const MinionReturn& a, const MinionReturn& b) { return a.minion < b.minion; });
+    return job;
 }
 
 }  // namespace saltpeter::detail

@@ -41,6 +41,29 @@ Result<PingReply> parse_ping_output(std::string_view output, int exit_code, cons
 /// retcode 1 and `error` set. Other values become returned=true, retcode 1, an error naming them.
 std::vector<MinionReturn> parse_run_all_output(const SaltCliLines& lines);
 
+/// `salt --async ...` (TRANSCRIPTS item 5): the jid of "Executed command with job ID: <jid>".
+/// "No minions matched the target..." with job ID 0 gives an empty jid and no_minions_matched.
+struct AsyncPublish {
+    std::string jid;
+    bool no_minions_matched = false;
+};
+/// The jid from `salt --async` output, or an Error quoting the text when the exit code is not 0
+/// or no job-ID line was printed (master down, bad arguments).
+Result<AsyncPublish> parse_async_output(std::string_view output, int exit_code, const std::string& command);
+
+/// `salt-run jobs.list_job <jid> --out=json` (TRANSCRIPTS items 3, 5): the job's expected
+/// `Minions` and the returns in `Result` so far, each `Result.<id>.return` mapped as in
+/// parse_run_all_output (dict, or string reply). An unknown jid has `Error` set and no returns.
+struct ListJob {
+    std::string jid;
+    std::string error;                 ///< "Cannot contact returner or no job with this jid"
+    std::vector<std::string> minions;  ///< sorted
+    std::vector<MinionReturn> returns; ///< sorted by minion
+};
+/// Parses one list_job document (text lines before it are skipped); an Error when there is no
+/// JSON object with a `Result` object.
+Result<ListJob> parse_list_job_output(std::string_view output, const std::string& command);
+
 /// The text lines joined by "; " for error messages, or "no output" when there are none.
 std::string describe_text(const SaltCliLines& lines);
 

@@ -11,8 +11,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <spdlog/spdlog.h>
 
 #include "salt_cli_output.hpp"
+#include "shell_words.hpp"
 #include "saltpeter/process_runner.hpp"
 #include "saltpeter/salt_transport.hpp"
 
@@ -26,6 +28,11 @@ namespace {
 // (default 10 s, TRANSCRIPTS 4.3) asking about stragglers, plus ~1 s of start-up.
 constexpr std::chrono::seconds k_deadline_margin{15};
 constexpr std::size_t k_max_output = 4u << 20;  // returns of wrapper launches are small
+// Following an --async job: salt-run costs 1.1-1.9 s per call (TRANSCRIPTS item 1), so the
+// list_job polls start at 1 s apart and grow to 10 s for long jobs.
+constexpr std::chrono::milliseconds k_follow_first{1000};
+constexpr std::chrono::milliseconds k_follow_max{10000};
+constexpr std::chrono::seconds k_salt_run_deadline{30};
 
 std::string target_flag(TargetType type) {
     switch (type) {
@@ -42,18 +49,6 @@ std::string target_flag(TargetType type) {
         case TargetType::range: return "-R";
     }
     return "";
-}
-
-// cmd.run_all's first argument is a command line the minion's shell runs; single-quoting every
-// argv element makes it exactly the argv again, whatever the bytes ('\'' closes, escapes, reopens).
-std::string shell_quote(const std::string& arg) {
-    std::string out = "'";
-    for (char c : arg) {
-        if (c == '\'') out += "'\\''";
-        else out += c;
-    }
-    out += "'";
-    return out;
 }
 
 std::string join(const std::vector<std::string>& parts, const std::string& sep) {
@@ -128,15 +123,13 @@ public:
         argv.emplace_back("-L");
         argv.push_back(join(request.minions, ","));
         argv.emplace_back("cmd.run_all");
-        std::vector<std::string> quoted;
-        for (const auto& a : request.argv) quoted.push_back(shell_quote(a));
-        argv.push_back(join(quoted, " "));
+        argv.push_back(detail::shell_command_line(request.argv));
         argv.push_back("env=" + env_json(request));
         if (!request.cwd.empty()) argv.push_back("cwd=" + request.cwd);
         if (!request.runas.empty()) argv.push_back("runas=" + request.runas);
         const std::string command = describe_command(argv);
         std::weak_ptr<Job> weak_job = job;
-        auto on_output = [this, weak_job](const std::string& so_far) {
+        auto on_output = [this, id, weak_job](const std::string& so_far) {
             auto j = weak_job.lock();
             if (!j || j->jid || so_far.size() > 65536) return;
             // Only complete lines: a jid cut in the middle of a read would name another job.
@@ -145,7 +138,7 @@ public:
             auto lines = detail::split_salt_cli_output(std::string_view(so_far).substr(0, complete + 1));
             if (lines.jid) {
                 j->jid = lines.jid;
-                for (auto& [minions, grace] : j->pending_terminations) send_termination(*j->jid, minions, grace);
+                for (auto& [minions, grace] : j->pending_terminations) send_termination(id, *j->jid, minions, grace);
                 j->pending_terminations.clear();
             }
         };
@@ -159,12 +152,84 @@ public:
         return id;
     }
 
+
+    // Legacy mode: one `salt --async -L <all minions> cmd.run_all` (the CLI costs ~1 s per call,
+    // never one per target), then `salt-run jobs.list_job <jid>` until every minion returned.
+    TransportJob run_async(const CommandRequest& request, std::function<void(MinionReturn)> on_return,
+                           std::function<void()> done) override {
+        const TransportJob id = ++m_next_job;
+        auto job = std::make_shared<Job>();
+        job->minions = request.minions;
+        job->on_return = std::move(on_return);
+        job->done = std::move(done);
+        job->asynchronous = true;
+        for (const auto& m : request.minions) job->pending.insert(m);
+        job->follow_for = request.follow_for;
+        job->started = std::chrono::steady_clock::now();
+        m_jobs[id] = job;
+        if (job->pending.empty()) {
+            finish_async(id, job);
+            return id;
+        }
+        if (job->follow_for.count() > 0) {
+            // At the limit every minion still pending is given up at once, even with a poll in
+            // flight: salt-run may take seconds, and spd's own timeout verdict comes soon after.
+            job->give_up_timer = std::make_unique<boost::asio::steady_timer>(m_io, job->follow_for);
+            std::weak_ptr<Job> weak = job;
+            job->give_up_timer->async_wait([this, id, weak, alive = std::weak_ptr<bool>(m_alive)](
+                                               const boost::system::error_code& ec) {
+                if (ec || alive.expired() || m_stopped) return;
+                auto j = weak.lock();
+                if (!j || j->pending.empty()) return;
+                std::string why = "no return within " + std::to_string(j->follow_for.count()) + " s";
+                if (j->jid) why += " (jid " + *j->jid + ")";
+                if (!j->last_error.empty()) why += "; last error: " + j->last_error;
+                give_up(id, j, why);
+            });
+        }
+        std::vector<std::string> argv{m_options.salt_binary};
+        if (!m_options.config_dir.empty()) {
+            argv.emplace_back("-c");
+            argv.push_back(m_options.config_dir);
+        }
+        argv.emplace_back("--async");
+        argv.emplace_back("-L");
+        argv.push_back(join(request.minions, ","));
+        argv.emplace_back("cmd.run_all");
+        argv.push_back(request.command);
+        nlohmann::json env = nlohmann::json::object();
+        for (const auto& [k, v] : request.env) env[k] = v;
+        argv.push_back("env=" + env.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        if (!request.cwd.empty()) argv.push_back("cwd=" + request.cwd);
+        if (!request.runas.empty()) argv.push_back("runas=" + request.runas);
+        if (request.timeout.count() > 0) argv.push_back("timeout=" + std::to_string(request.timeout.count()));
+        const std::string command = describe_command(argv);
+        std::weak_ptr<Job> weak = job;
+        run_call(argv, k_deadline_margin, [this, id, weak, command](CallOutcome outcome) {
+            auto j = weak.lock();
+            if (!j || m_stopped) return;
+            Result<detail::AsyncPublish> publish =
+                outcome.failure.empty() ? detail::parse_async_output(outcome.output, outcome.exit_code, command)
+                                        : Result<detail::AsyncPublish>(Error{command + ": " + outcome.failure, ""});
+            if (!publish) return give_up(id, j, publish.error().message);
+            if (publish->jid.empty()) {
+                return give_up(id, j, command + ": No minions matched the target. No command was sent, no jid was assigned.");
+            }
+            j->jid = publish->jid;
+            spdlog::info("salt-cli: job {} published to {} minion(s)", *j->jid, j->minions.size());
+            for (auto& [minions, grace] : j->pending_terminations) send_termination(id, *j->jid, minions, grace);
+            j->pending_terminations.clear();
+            schedule_follow(id, j, k_follow_first);
+        });
+        return id;
+    }
+
     void terminate(TransportJob id, const std::vector<std::string>& minions, std::chrono::seconds grace) override {
         auto it = m_jobs.find(id);
         if (it == m_jobs.end() || minions.empty() || m_stopped) return;
         auto& job = *it->second;
         // Before the jid line has arrived the job cannot be named yet; it is sent once it does.
-        if (job.jid) send_termination(*job.jid, minions, grace);
+        if (job.jid) send_termination(id, *job.jid, minions, grace);
         else job.pending_terminations.emplace_back(minions, grace);
     }
 
@@ -178,6 +243,17 @@ private:
         std::vector<std::string> minions;
         std::optional<std::string> jid;
         std::vector<std::pair<std::vector<std::string>, std::chrono::seconds>> pending_terminations;
+        // run_async only: followed through salt-run jobs.list_job.
+        bool asynchronous = false;
+        std::function<void(MinionReturn)> on_return;
+        std::function<void()> done;
+        std::set<std::string> pending;     ///< minions not reported yet
+        std::set<std::string> terminated;  ///< kill_job sent: they will never return
+        std::chrono::seconds follow_for{0};
+        std::chrono::steady_clock::time_point started;
+        std::unique_ptr<boost::asio::steady_timer> follow_timer;
+        std::unique_ptr<boost::asio::steady_timer> give_up_timer;
+        std::string last_error;            ///< of the latest failed list_job, for the give-up text
     };
     struct Call {
         std::unique_ptr<ProcessRunner> runner;
@@ -289,21 +365,119 @@ private:
         });
     }
 
-    void send_termination(const std::string& jid, const std::vector<std::string>& minions, std::chrono::seconds grace) {
-        auto signal_job = [this, jid, minions](const char* function) {
+
+    void schedule_follow(TransportJob id, const std::shared_ptr<Job>& job, std::chrono::milliseconds interval) {
+        if (m_stopped) return;
+        if (!job->follow_timer) job->follow_timer = std::make_unique<boost::asio::steady_timer>(m_io);
+        job->follow_timer->expires_after(interval);
+        std::weak_ptr<Job> weak = job;
+        job->follow_timer->async_wait([this, id, weak, interval, alive = std::weak_ptr<bool>(m_alive)](
+                                          const boost::system::error_code& ec) {
+            if (ec || alive.expired() || m_stopped) return;
+            if (auto j = weak.lock()) poll_list_job(id, j, interval);
+        });
+    }
+
+    void poll_list_job(TransportJob id, const std::shared_ptr<Job>& job, std::chrono::milliseconds interval) {
+        std::vector<std::string> argv{m_options.salt_run_binary};
+        if (!m_options.config_dir.empty()) {
+            argv.emplace_back("-c");
+            argv.push_back(m_options.config_dir);
+        }
+        argv.emplace_back("--out=json");
+        argv.emplace_back("jobs.list_job");
+        argv.push_back(*job->jid);
+        const std::string command = describe_command(argv);
+        std::weak_ptr<Job> weak = job;
+        run_call(argv, k_salt_run_deadline, [this, id, weak, interval, command](CallOutcome outcome) {
+            auto j = weak.lock();
+            if (!j || m_stopped || j->pending.empty()) return;
+            if (!outcome.failure.empty()) {
+                j->last_error = command + ": " + outcome.failure;
+            } else if (outcome.exit_code != 0) {
+                j->last_error = command + " failed (exit code " + std::to_string(outcome.exit_code) +
+                                "): " + detail::describe_text(detail::split_salt_cli_output(outcome.output));
+            } else if (auto listed = detail::parse_list_job_output(outcome.output, command)) {
+                j->last_error = listed->error.empty() ? "" : command + ": " + listed->error;
+                for (auto& ret : listed->returns) {
+                    if (j->pending.count(ret.minion) != 0) report_async(id, j, std::move(ret));
+                    if (j->pending.empty()) return;
+                }
+            } else {
+                j->last_error = listed.error().message;
+            }
+            // A failed poll is retried: the master may be restarting while the job keeps running.
+            schedule_follow(id, j, std::min(k_follow_max, std::chrono::milliseconds(interval.count() * 3 / 2)));
+        });
+    }
+
+    void report_async(TransportJob id, const std::shared_ptr<Job>& job, MinionReturn ret) {
+        if (job->pending.erase(ret.minion) == 0) return;
+        if (job->on_return) job->on_return(std::move(ret));
+        if (job->pending.empty()) finish_async(id, job);
+    }
+
+    // Every minion still pending is reported as not returned, with `why`.
+    void give_up(TransportJob id, const std::shared_ptr<Job>& job, const std::string& why) {
+        const std::vector<std::string> left(job->pending.begin(), job->pending.end());
+        for (const auto& m : left) {
+            MinionReturn ret;
+            ret.minion = m;
+            ret.returned = false;
+            ret.error = why;
+            report_async(id, job, std::move(ret));
+        }
+        if (left.empty()) finish_async(id, job);
+    }
+
+    void finish_async(TransportJob id, const std::shared_ptr<Job>& job) {
+        if (job->follow_timer) job->follow_timer->cancel();
+        if (job->give_up_timer) job->give_up_timer->cancel();
+        auto done = std::move(job->done);
+        job->done = nullptr;
+        m_jobs.erase(id);
+        if (!done) return;
+        boost::asio::post(m_io, [this, done = std::move(done), alive = std::weak_ptr<bool>(m_alive)] {
+            if (!alive.expired() && !m_stopped) done();
+        });
+    }
+
+    // saltutil.term_job now, saltutil.kill_job after `grace`. A terminated job never returns
+    // (TRANSCRIPTS item 5): run_all reports the minions as not returned on its own; a run_async
+    // job reports them once kill_job has been answered (its last chance to have returned first).
+    void send_termination(TransportJob id, const std::string& jid, const std::vector<std::string>& minions,
+                          std::chrono::seconds grace) {
+        auto signal_job = [this, jid, minions](const char* function, std::function<void(CallOutcome)> after) {
             std::vector<std::string> argv = base_argv(std::chrono::seconds(10));
             argv.emplace_back("-L");
             argv.push_back(join(minions, ","));
             argv.emplace_back(function);
             argv.push_back(jid);
-            // Fire and forget: the run_all call reports the minions as not returned either way.
-            run_call(argv, std::chrono::seconds(10) + k_deadline_margin, [](CallOutcome) {});
+            run_call(argv, std::chrono::seconds(10) + k_deadline_margin, std::move(after));
         };
-        signal_job("saltutil.term_job");
+        spdlog::info("salt-cli: saltutil.term_job {} on {}", jid, join(minions, ","));
+        signal_job("saltutil.term_job", [](CallOutcome) {});
         auto timer = std::make_shared<boost::asio::steady_timer>(m_io, grace);
-        timer->async_wait([this, timer, signal_job, alive = std::weak_ptr<bool>(m_alive)](const boost::system::error_code& ec) {
+        timer->async_wait([this, id, jid, minions, timer, signal_job, alive = std::weak_ptr<bool>(m_alive)](
+                              const boost::system::error_code& ec) {
             if (ec || alive.expired() || m_stopped) return;
-            signal_job("saltutil.kill_job");
+            auto it = m_jobs.find(id);
+            if (it == m_jobs.end()) return;  // everything returned meanwhile
+            signal_job("saltutil.kill_job", [this, id, jid, minions, alive](CallOutcome) {
+                if (alive.expired() || m_stopped) return;
+                auto j = m_jobs.find(id);
+                if (j == m_jobs.end() || !j->second->asynchronous) return;
+                auto job = j->second;
+                for (const auto& m : minions) {
+                    if (job->pending.count(m) == 0) continue;
+                    MinionReturn ret;
+                    ret.minion = m;
+                    ret.returned = false;
+                    ret.error = "terminated (saltutil.term_job, saltutil.kill_job " + jid + ")";
+                    report_async(id, job, std::move(ret));
+                    if (m_jobs.count(id) == 0) return;
+                }
+            });
         });
     }
 

@@ -387,3 +387,117 @@ TEST_CASE("salt api transport: stop and destruction with calls in flight run no 
     run_until(io, [&] { return std::chrono::steady_clock::now() >= until; });
     CHECK(callbacks == 1);  // only the ping that completed before stop()
 }
+
+namespace {
+
+struct AsyncOutcome {
+    std::map<std::string, MinionReturn> returns;
+    int return_calls = 0;
+    bool done = false;
+};
+
+TransportJob start_async(SaltTransport& t, const CommandRequest& req, AsyncOutcome& out) {
+    return t.run_async(
+        req,
+        [&out](MinionReturn r) {
+            ++out.return_calls;
+            CHECK_FALSE(out.done);
+            out.returns[r.minion] = std::move(r);
+        },
+        [&out] { out.done = true; });
+}
+
+}  // namespace
+
+TEST_CASE("salt api transport: run_async on three minions, a stopped one given up at follow_for") {
+    test::Watchdog watchdog(90s);
+    FakeSaltApi server("m3");
+    boost::asio::io_context io;
+    auto t = make_salt_api_transport(io, options_for(server.url()));
+    CommandRequest req;
+    req.minions = {"m1", "m2", "m3"};
+    req.command = "echo \"$SP_JOB_NAME in $(pwd)\"; echo oops >&2; exit 5";
+    req.env = {{"SP_JOB_NAME", "it's legacy"}};
+    req.cwd = "/tmp";
+    req.timeout = 30s;
+    req.follow_for = 6s;
+    AsyncOutcome out;
+    const auto started = std::chrono::steady_clock::now();
+    start_async(*t, req, out);
+    run_until(io, [&] { return out.done; });
+    CHECK(out.return_calls == 3);
+    for (const std::string m : {"m1", "m2"}) {
+        CAPTURE(m);
+        CHECK(out.returns[m].returned);
+        CHECK(out.returns[m].retcode == 5);
+        CHECK(out.returns[m].stdout_text == "it's legacy in /tmp");
+        CHECK(out.returns[m].stderr_text == "oops");
+    }
+    CHECK_FALSE(out.returns["m3"].returned);
+    CHECK(out.returns["m3"].error.find("no return within 6 s (jid ") == 0);
+    const auto took = std::chrono::steady_clock::now() - started;
+    CHECK(took >= 6s);
+    CHECK(took < 30s);
+    t->stop();
+}
+
+TEST_CASE("salt api transport: run_async timeout= comes back in Salt's shape") {
+    test::Watchdog watchdog(90s);
+    FakeSaltApi server;
+    boost::asio::io_context io;
+    auto t = make_salt_api_transport(io, options_for(server.url()));
+    CommandRequest req;
+    req.minions = {"m1", "m2"};
+    req.command = "sleep 30";
+    req.timeout = 2s;
+    AsyncOutcome out;
+    start_async(*t, req, out);
+    run_until(io, [&] { return out.done; });
+    for (const std::string m : {"m1", "m2"}) {
+        CAPTURE(m);
+        CHECK(out.returns[m].returned);
+        CHECK(out.returns[m].retcode == 1);
+        CHECK(out.returns[m].stdout_text == "sleep 30 : Timed out after 2 seconds");
+    }
+    t->stop();
+}
+
+TEST_CASE("salt api transport: run_async terminate ends the minions and their processes") {
+    test::Watchdog watchdog(90s);
+    FakeSaltApi server;
+    boost::asio::io_context io;
+    auto t = make_salt_api_transport(io, options_for(server.url()));
+    char tmpl[] = "/tmp/sp-saltapi-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    const std::string pid_file = std::string(tmpl) + "/pids";
+    CommandRequest req;
+    req.minions = {"m1", "m2"};
+    req.command = "trap '' TERM; sleep 60 & echo $! >> " + pid_file + "; echo $$ >> " + pid_file + "; wait";
+    AsyncOutcome out;
+    const TransportJob job = start_async(*t, req, out);
+    run_until(io, [&] {
+        std::ifstream in(pid_file);
+        int n = 0;
+        for (int pid; in >> pid;) ++n;
+        return n == 4;
+    });
+    t->terminate(job, {"m1", "m2"}, 1s);
+    run_until(io, [&] { return out.done; });
+    CHECK_FALSE(out.returns["m1"].returned);
+    CHECK(out.returns["m1"].error.find("terminated") == 0);
+    CHECK_FALSE(out.returns["m2"].returned);
+    std::ifstream in(pid_file);
+    for (int pid; in >> pid;) {
+        CAPTURE(pid);
+        // A zombie is not left either: the fake reaps its children.
+        bool gone = false;
+        for (int i = 0; i < 50 && !gone; ++i) {
+            gone = kill(pid, 0) == -1 && errno == ESRCH;
+            if (!gone) usleep(100000);
+        }
+        CHECK(gone);
+    }
+    std::remove(pid_file.c_str());
+    rmdir(tmpl);
+    t->stop();
+}

@@ -287,7 +287,7 @@ TEST_CASE("salt cli: the argv given to salt (flags, list target, quoting, env, n
     CHECK(ping_line == R"(["-c", "/etc/salt", "--out=json", "--out-indent=-1", "-t", "5", "-C", "G@id:m1 or m2", "test.ping"])");
     CHECK(run_line ==
           R"(["-c", "/etc/salt", "--out=json", "--out-indent=-1", "-t", "7", "--show-jid", "-L", "m1,m2", "cmd.run_all", )"
-          R"("'/bin/echo' 'a b' 'it'\\''s'", "env={\"SP_JOB_NAME\":\"backup\",\"SP_TOKENS\":\"{\\\"m1\\\":\\\"t1\\\",\\\"m2\\\":\\\"t2\\\"}\"}", "cwd=/tmp"])");
+          R"("/bin/echo 'a b' 'it'\\''s'", "env={\"SP_JOB_NAME\":\"backup\",\"SP_TOKENS\":\"{\\\"m1\\\":\\\"t1\\\",\\\"m2\\\":\\\"t2\\\"}\"}", "cwd=/tmp"])");
 }
 
 TEST_CASE("salt cli: a salt call that hangs is killed at its deadline (timeout + 15 s)") {

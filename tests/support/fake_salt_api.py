@@ -7,8 +7,9 @@ Environment:
   FAKE_SALT_DOWN     comma-separated ids of stopped minions (match, never return)
   FAKE_SALT_USER / FAKE_SALT_PASSWORD / FAKE_SALT_EAUTH  accepted credentials
   FAKE_SALT_TLS_CERT / FAKE_SALT_TLS_KEY  PEM files: serve HTTPS instead of HTTP
-Endpoints: POST /login, POST / (client local, local_async; test.ping, cmd.run_all,
-saltutil.term_job, saltutil.kill_job), GET /jobs/<jid>.
+Endpoints: POST /login, POST / (client local, local_async; test.ping, cmd.run_all with env, cwd,
+runas and timeout (the "<cmd> : Timed out after N seconds" return), saltutil.term_job,
+saltutil.kill_job: a signalled job never returns), GET /jobs/<jid>.
 SIGUSR1 forgets every issued token (as a salt-api restart does), so the next request gets
 401; the server then prints "tokens-expired" on stdout.
 """
@@ -36,6 +37,7 @@ LOCK = threading.Lock()
 TOKENS = set()
 JOBS = {}        # jid -> {"info": {...}, "results": {minion: ret}}
 RUNNING = {}     # (jid, minion) -> Popen
+SIGNALLED = set()  # (jid, minion) that got term_job/kill_job: they never return
 EXPIRE_PENDING = threading.Event()
 
 HTML_401 = """<!DOCTYPE html PUBLIC
@@ -85,15 +87,30 @@ def run_all(jid, minion, arg, kwarg):
     # own default wrapper lock file unless the job sets one.
     if "SP_JOB_NAME" in extra and "SP_LOCKFILE" not in extra:
         env["SP_LOCKFILE"] = "/tmp/sp_wrapper_%s.%s.lock" % (extra["SP_JOB_NAME"], minion)
-    proc = subprocess.Popen(["/bin/bash", "-c", arg[0] if arg else ""], cwd=cwd, env=env,
+    cmd = arg[0] if arg else ""
+    proc = subprocess.Popen(["/bin/bash", "-c", cmd], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     with LOCK:
         RUNNING[(jid, minion)] = proc
-    out, err = proc.communicate()
+    timeout = kwarg.get("timeout")
+    try:
+        out, err = proc.communicate(timeout=int(timeout) if timeout else None)
+    except subprocess.TimeoutExpired:
+        # cmd.run_all timeout=N (TRANSCRIPTS item 3): the tree is killed, stdout replaced.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        with LOCK:
+            RUNNING.pop((jid, minion), None)
+        return {"stdout": "%s : Timed out after %d seconds" % (cmd, int(timeout)), "stderr": "", "retcode": 1,
+                "pid": proc.pid}
     with LOCK:
         RUNNING.pop((jid, minion), None)
-    if proc.returncode < 0:
-        return None  # terminated: Salt never records a return for it
+        signalled = (jid, minion) in SIGNALLED
+    if proc.returncode < 0 or signalled:
+        return None  # terminated: Salt never records a return for it (item 5)
     return {"pid": proc.pid, "retcode": proc.returncode,
             "stdout": out.decode(errors="replace").rstrip("\n"),
             "stderr": err.decode(errors="replace").rstrip("\n")}
@@ -103,6 +120,8 @@ def signal_job(minion, arg, sig):
     jid = str(arg[0]) if arg else ""
     with LOCK:
         proc = RUNNING.get((jid, minion))
+        if proc is not None:
+            SIGNALLED.add((jid, minion))
     if proc is None:
         return "No process with jid %s" % jid  # wording not recorded; unused by the transport
     try:
@@ -181,6 +200,15 @@ def run_local_async(chunk):
     return {"jid": jid, "minions": matched}
 
 
+def job_level(ret):
+    """info[0].Result.<id>: the return with the job-level retcode and success (items 3 and 7)."""
+    if not isinstance(ret, dict):
+        return {"return": ret, "retcode": 1, "success": False, "out": "nested"}
+    if ret.get("retcode") == 1 and " : Timed out after " in ret.get("stdout", ""):
+        return {"return": ret, "retcode": 0, "success": True}  # Salt counts a timeout as success
+    return {"return": ret, "retcode": ret.get("retcode", 0), "success": ret.get("retcode") == 0}
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -253,9 +281,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send(200, json.dumps({"info": [{"jid": jid, "Result": {}}], "return": [{}]}))
             results = dict(job["results"])
             info = dict(job["info"])
-        info["Result"] = {m: {"return": r, "retcode": r.get("retcode", 0) if isinstance(r, dict) else 0,
-                              "success": isinstance(r, dict) and r.get("retcode") == 0}
-                          for m, r in results.items()}
+        info["Result"] = {m: job_level(r) for m, r in results.items()}
         self.send(200, json.dumps({"info": [info], "return": [results]}))
 
 

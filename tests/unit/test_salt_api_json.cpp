@@ -136,11 +136,6 @@ TEST_CASE("salt api json: jobs lookup before and after completion") {
     CHECK(after->returns[2].stdout_text == "hi");
 }
 
-TEST_CASE("salt api json: shell command line quoting") {
-    CHECK(shell_command_line({"/usr/local/bin/sp_wrapper"}) == "/usr/local/bin/sp_wrapper");
-    CHECK(shell_command_line({"echo", "a b", "it's", "$HOME", ""}) == "echo 'a b' 'it'\\''s' '$HOME' ''");
-}
-
 TEST_CASE("salt api json: run_all lowstate merges env per minion") {
     RunAllRequest req;
     req.minions = {"m1", "m2"};

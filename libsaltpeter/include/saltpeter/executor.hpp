@@ -41,6 +41,10 @@ struct LaunchContext {
     Maintenance maintenance;
     std::chrono::seconds ping_timeout{20};
     std::chrono::seconds launch_timeout{30};
+    /// Legacy mode: returns are awaited until the job's timeout + timeout_grace; a kill sends
+    /// saltutil.kill_job kill_grace after saltutil.term_job.
+    std::chrono::seconds timeout_grace{30};
+    std::chrono::seconds kill_grace{30};
     /// For jobs with their own saltpeter_server_host: ws or wss, and the machines port.
     std::string websocket_scheme = "ws";
     std::uint16_t machines_port = 8889;

@@ -54,6 +54,22 @@ struct MinionReturn {
     std::string error;     ///< Salt's own error text (a string reply such as "ERROR: User 'x' ...")
 };
 
+/// A shell command published asynchronously to listed minions and followed until it returns
+/// (legacy mode, PROTOCOL.md 2.4): cmd.run_all with cwd=, runas=, timeout= and env=.
+struct CommandRequest {
+    std::vector<std::string> minions;
+    std::string command;  ///< one shell command line, run by the minion's shell as it is
+    std::vector<std::pair<std::string, std::string>> env;
+    std::string cwd;    ///< empty = the minion's default
+    std::string runas;  ///< empty = the minion's user
+    /// Salt's timeout= (0 = none): the command is killed and returns retcode 1 with stdout
+    /// "<command> : Timed out after N seconds" (salt/TRANSCRIPTS.md item 3).
+    std::chrono::seconds timeout{0};
+    /// How long returns are waited for; minions without a return by then are reported with
+    /// returned=false. 0 = until every minion returned or was terminated.
+    std::chrono::seconds follow_for{0};
+};
+
 using TransportJob = std::uint64_t;
 
 class SaltTransport {
@@ -68,8 +84,19 @@ public:
     /// cmd.run_all; `on_return` once per minion (a no-return too), then `done` once.
     virtual TransportJob run_all(const RunAllRequest& request, std::function<void(MinionReturn)> on_return,
                                  std::function<void()> done) = 0;
-    /// Stops a run_all on the given minions (saltutil.term_job; locally SIGTERM to the process
-    /// group, SIGKILL after `grace`). Unknown jobs are ignored.
+    /// Publishes `request` asynchronously (salt --async / local_async: one publication for all
+    /// minions) and follows the job id until every minion returned, was terminated, or
+    /// `follow_for` passed. `on_return` once per minion (returned=false for a minion that never
+    /// returned or was terminated), then `done` once; never inside run_async() itself.
+    /// The default, for transports without an asynchronous publication (embedders' own), is
+    /// run_all of `/bin/sh -c <command>` waiting `follow_for` (or a day) for the returns; the
+    /// built-in transports override it.
+    virtual TransportJob run_async(const CommandRequest& request, std::function<void(MinionReturn)> on_return,
+                                   std::function<void()> done);
+    /// Stops a run_all or run_async job on the given minions (saltutil.term_job, then
+    /// saltutil.kill_job after `grace`; locally SIGTERM to the process group, SIGKILL after
+    /// `grace`). A terminated run_async minion never returns (TRANSCRIPTS item 5): it is reported
+    /// returned=false once its process is gone or kill_job was sent. Unknown jobs are ignored.
     virtual void terminate(TransportJob job, const std::vector<std::string>& minions, std::chrono::seconds grace) = 0;
     /// Stops everything in flight (no callbacks afterwards). Idempotent.
     virtual void stop() = 0;
