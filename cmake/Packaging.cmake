@@ -31,6 +31,7 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_INSTALL_DIRECTORY saltpeter)
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_INSTALL_PREFIX /usr)           # the prefix CPACK_SET_DESTDIR installs under
 set(CPACK_SET_DESTDIR ON)            # absolute destinations (/etc, /var/log) land in the staging dir
 set(CPACK_STRIP_FILES ON)
 set(CPACK_COMPONENTS_ALL Unspecified system)
@@ -42,7 +43,7 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "salt-master | salt-api, tzdata")
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-  "A distributed cron for Salt-managed fleets.\n spd schedules jobs and runs them on Salt minions through sp_wrapper, which\n streams output, heartbeats and exit codes back over WebSocket; spctl is the\n operator CLI. Also ships libsaltpeter (headers, CMake package) for embedding.")
+  "A distributed cron for Salt-managed fleets.\nspd schedules jobs and runs them on Salt minions through sp_wrapper, which\nstreams output, heartbeats and exit codes back over WebSocket; spctl is the\noperator CLI. Also ships libsaltpeter (headers, CMake package) and the\nPython module for embedding.")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${SALTPETER_PACKAGING_DIR}/conffiles ${SALTPETER_PACKAGING_DIR}/postinst
   ${SALTPETER_PACKAGING_DIR}/prerm ${SALTPETER_PACKAGING_DIR}/postrm)
