@@ -88,8 +88,9 @@ def test_system_files_and_modes(listing):
     assert "./usr/share/doc/saltpeter/operations.md" in listing
     assert all(owner == "root/root" for _, owner in listing.values())
     # Nothing outside the usual places (e.g. no build-tree or /usr/local paths).
-    allowed = ("./usr/bin/", "./usr/lib/", "./usr/include/", "./usr/share/", "./etc/", "./var/log/saltpeter")
-    strays = [p for p in listing if p not in ("./", "./usr", "./etc", "./var", "./var/log") and not p.startswith(allowed)]
+    allowed = ("./usr/bin/", "./usr/lib/", "./usr/include/", "./usr/share/", "./etc/", "./var/log/saltpeter/")
+    strays = [p for p in listing if p != "./" and not any((p + "/").startswith(a) or a.startswith(p + "/")
+                                                         for a in allowed)]
     assert strays == []
 
 
