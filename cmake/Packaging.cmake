@@ -23,6 +23,19 @@ install(DIRECTORY DESTINATION /var/log/saltpeter
   DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
   COMPONENT system EXCLUDE_FROM_ALL)
 
+# The static library of a RelWithDebInfo build is ~250 MB, nearly all debug info; CPACK_STRIP_FILES
+# strips only programs. In CPack's staging install (DESTDIR set) it loses its debug sections;
+# --strip-debug keeps the symbol table the linker needs. A plain `cmake --install` keeps them.
+install(CODE "
+  if(NOT \"\$ENV{DESTDIR}\" STREQUAL \"\")
+    execute_process(COMMAND \"${CMAKE_STRIP}\" --strip-debug
+      \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/$<TARGET_FILE_NAME:saltpeter>\"
+      RESULT_VARIABLE strip_result)
+    if(NOT strip_result EQUAL 0)
+      message(FATAL_ERROR \"strip --strip-debug of the static library failed: \${strip_result}\")
+    endif()
+  endif()")
+
 set(CPACK_PACKAGE_NAME saltpeter)
 set(CPACK_PACKAGE_VENDOR "saltpeter")
 set(CPACK_PACKAGE_CONTACT "saltpeter maintainers <saltpeter@localhost>")

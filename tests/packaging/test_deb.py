@@ -175,3 +175,17 @@ def test_systemd_analyze_accepts_the_unit_and_its_hardening(root, tmp_path):
     level = re.search(r"Overall exposure level for spd\.service: ([0-9.]+)", security.stdout)
     assert level, security.stdout + security.stderr
     assert float(level.group(1)) <= 3.5, security.stdout  # 2.9 at the time of writing; 9.6 for no hardening
+
+
+def test_packaged_library_links_a_consumer(root, tmp_path):
+    """find_package(saltpeter) against the unpacked package: its (debug-stripped) static library
+    and headers build and run tests/consumer/project."""
+    lib = next(root.glob("usr/lib/**/libsaltpeter.a"))
+    assert lib.stat().st_size < 100 * 1024 * 1024, "debug info should be stripped from the packaged library"
+    project = pathlib.Path(__file__).resolve().parents[1] / "consumer" / "project"
+    build = tmp_path / "build"
+    subprocess.run(["cmake", "-S", str(project), "-B", str(build), "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={root}/usr",
+                    "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True, timeout=300)
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True, timeout=600)
+    out = subprocess.run([str(build / "consumer")], capture_output=True, text=True, check=True).stdout
+    assert f"saltpeter {VERSION}\n" in out and "next 2027-03-28T03:00:00+02:00\n" in out
