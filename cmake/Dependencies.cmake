@@ -26,3 +26,11 @@ if(SALTPETER_BUILD_TESTS)
   find_package(doctest REQUIRED)
   include(doctest)                     # doctest_discover_tests
 endif()
+# The Python bindings: pybind11 from apt, built for Debian's python3 (not an interpreter that
+# happens to be first in PATH, such as pyenv's).
+set(SALTPETER_PYTHON "/usr/bin/python3" CACHE FILEPATH "Python the bindings are built for and tested with")
+if(EXISTS "${SALTPETER_PYTHON}")
+  set(Python_EXECUTABLE "${SALTPETER_PYTHON}")
+  set(PYBIND11_FINDPYTHON ON)
+  find_package(pybind11 2.6 CONFIG QUIET)
+endif()

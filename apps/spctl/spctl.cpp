@@ -15,6 +15,7 @@ int run(int argc, char** argv) {
     Context ctx;
     register_validate(app, ctx);
     register_next(app, ctx);
+    register_import_crontab(app, ctx);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

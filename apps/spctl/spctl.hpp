@@ -17,6 +17,7 @@ struct Context {
 
 void register_validate(CLI::App& app, Context& ctx);
 void register_next(CLI::App& app, Context& ctx);
+void register_import_crontab(CLI::App& app, Context& ctx);
 
 /// Parses argv, runs the chosen command and returns the process exit code.
 int run(int argc, char** argv);
