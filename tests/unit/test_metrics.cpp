@@ -25,14 +25,16 @@ TEST_CASE("counters, gauges and label escaping render in the text format") {
 TEST_CASE("histogram buckets are cumulative with +Inf, sum and count") {
     Metrics m;
     m.describe("lag_seconds", "histogram", "Lag");
-    for (double v : {0.005, 0.2, 0.3, 7.0}) m.observe("lag_seconds", v, {0.01, 0.5, 1});
+    for (double v : {0.0078125, 0.25, 0.375, 7.0}) m.observe("lag_seconds", v, {0.01, 0.5, 1});
     const std::string text = m.render();
     CHECK(text.find("lag_seconds_bucket{le=\"0.01\"} 1\n") != std::string::npos);
     CHECK(text.find("lag_seconds_bucket{le=\"0.5\"} 3\n") != std::string::npos);
     CHECK(text.find("lag_seconds_bucket{le=\"1\"} 3\n") != std::string::npos);
     CHECK(text.find("lag_seconds_bucket{le=\"+Inf\"} 4\n") != std::string::npos);
-    CHECK(text.find("lag_seconds_sum 7.505\n") != std::string::npos);
+    CHECK(text.find("lag_seconds_sum 7.6328125\n") != std::string::npos);
     CHECK(text.find("lag_seconds_count 4\n") != std::string::npos);
+    m.observe("tenths", 0.1, {0.05, 0.1});
+    CHECK(m.render().find("tenths_bucket{le=\"0.05\"} 0\ntenths_bucket{le=\"0.1\"} 1\n") != std::string::npos);
 }
 
 TEST_CASE("the metrics observer counts runs, results by exit code and lost heartbeats") {
