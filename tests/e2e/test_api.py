@@ -30,10 +30,12 @@ def job(name, command, extra=""):
 {extra}"""
 
 
-JOBS = (job("ok", "echo hello; echo world")
-        + job("fail7", "echo failing; exit 7")
-        + job("ticker", "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done")
-        + job("sleeper", "echo ready; sleep 300"))
+# Job names are unique across the e2e files: the host lock /tmp/sp_wrapper_<job>.lock is shared
+# by tests that ctest runs in parallel.
+JOBS = (job("api_ok", "echo hello; echo world")
+        + job("api_fail7", "echo failing; exit 7")
+        + job("api_ticker", "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done")
+        + job("api_sleeper", "echo ready; sleep 300"))
 
 API_SETTINGS = f"""\
 api_ws: true
@@ -94,29 +96,32 @@ def http(spd, path, token=READ, method="GET", body=None):
 
 @pytest.fixture
 def spd(setup):
-    return Spd(setup)
+    s = Spd(setup)
+    yield s
+    # No wrapper may outlive the test: an orphan keeps its host lock and retries its result.
+    setup.wait_for(lambda: s.proc.poll() is not None or http(s, "/running")[1] == "{}", 30, "every run to end")
 
 
 def test_run_now_wait_exit_codes_and_follow(spd):
-    r = spctl(spd, "run-now", "ok", "--wait")
+    r = spctl(spd, "run-now", "api_ok", "--wait")
     assert r.returncode == 0, r.stderr
-    assert re.match(r"ok_\d+", r.stdout)
-    r = spctl(spd, "run-now", "fail7", "--wait")
+    assert re.match(r"api_ok_\d+", r.stdout)
+    r = spctl(spd, "run-now", "api_fail7", "--wait")
     assert r.returncode == 7, r.stdout + r.stderr
     assert "testhost: exit 7" in r.stderr
-    r = spctl(spd, "run-now", "ok", "--follow")
+    r = spctl(spd, "run-now", "api_ok", "--follow")
     assert r.returncode == 0, r.stderr
     assert "testhost | hello\ntesthost | world\n" in r.stdout
-    r = spctl(spd, "run-now", "ok")
-    assert r.returncode == 0 and re.fullmatch(r"ok_\d+(_\d+)?\n", r.stdout), r.stdout
+    r = spctl(spd, "run-now", "api_ok")
+    assert r.returncode == 0 and re.fullmatch(r"api_ok_\d+(_\d+)?\n", r.stdout), r.stdout
 
 
 def test_logs_follow_receives_output_while_the_job_runs(spd):
-    r = spctl(spd, "run-now", "ticker")
+    r = spctl(spd, "run-now", "api_ticker")
     assert r.returncode == 0, r.stderr
     instance = r.stdout.strip()
     env = dict(os.environ, HOME="/nonexistent", NO_COLOR="1")
-    proc = subprocess.Popen([SPCTL, "--url", spd.url, "--token", READ, "logs", "ticker", "--follow"],
+    proc = subprocess.Popen([SPCTL, "--url", spd.url, "--token", READ, "logs", "api_ticker", "--follow"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     first = proc.stdout.readline()
     got_first = time.monotonic()
@@ -132,35 +137,35 @@ def test_logs_follow_receives_output_while_the_job_runs(spd):
 
 
 def test_kill_wait_reports_143_and_history(spd, setup):
-    r = spctl(spd, "run-now", "sleeper")
+    r = spctl(spd, "run-now", "api_sleeper")
     instance = r.stdout.strip()
     setup.wait_for(lambda: "ready" in json.loads(http(spd, f"/runs/{instance}/output")[1])["outputs"].get("testhost", ""),
-                   20, "the sleeper's first output")
-    r = spctl(spd, "kill", "sleeper", "--wait")
+                   20, "the api_sleeper's first output")
+    r = spctl(spd, "kill", "api_sleeper", "--wait")
     assert r.returncode == 0, r.stderr
     assert "testhost: exit 143" in r.stderr
-    r = spctl(spd, "kill", "sleeper")
+    r = spctl(spd, "kill", "api_sleeper")
     assert r.returncode == 6, r.stderr  # nothing running any more
-    r = spctl(spd, "history", "sleeper", "--json")
+    r = spctl(spd, "history", "api_sleeper", "--json")
     runs = json.loads(r.stdout)
     assert runs[0]["instance"] == instance
     assert runs[0]["targets"]["testhost"]["retcode"] == 143
     assert runs[0]["targets"]["testhost"]["duration"] > 0
-    r = spctl(spd, "history", "sleeper")
+    r = spctl(spd, "history", "api_sleeper")
     assert instance in r.stdout and "testhost=143(" in r.stdout
 
 
 def test_status_jobs_running_tables(spd):
-    spctl(spd, "run-now", "ok", "--wait")
+    spctl(spd, "run-now", "api_ok", "--wait")
     r = spctl(spd, "status", token=READ)
     assert r.returncode == 0, r.stderr
     header, *rows = r.stdout.splitlines()
     assert header.split()[:3] == ["NAME", "GROUP", "SCHEDULE"]
-    ok_row = next(row for row in rows if row.startswith("ok "))
+    ok_row = next(row for row in rows if row.startswith("api_ok "))
     assert " ok " in ok_row and "@yearly" in ok_row
     r = spctl(spd, "jobs", "--json", token=READ)
     names = [j["name"] for j in json.loads(r.stdout)]
-    assert names == ["fail7", "ok", "sleeper", "ticker"]
+    assert names == ["api_fail7", "api_ok", "api_sleeper", "api_ticker"]
     r = spctl(spd, "running", token=READ)
     assert r.returncode == 0 and "nothing is running" in r.stdout
 
@@ -168,15 +173,15 @@ def test_status_jobs_running_tables(spd):
 def test_auth_rejections_and_failures_name_their_cause(spd):
     r = spctl(spd, "status", token=None)
     assert r.returncode == 4 and "no token" in r.stderr, r.stderr
-    r = spctl(spd, "run-now", "ok", token=READ)
+    r = spctl(spd, "run-now", "api_ok", token=READ)
     assert r.returncode == 4 and "--token" in r.stderr and "operate" in r.stderr, r.stderr
     r = spctl(spd, "status", token=None, env_extra={"SALTPETER_TOKEN": "wrong-token-xxxxxxxx"})
     assert r.returncode == 4 and "$SALTPETER_TOKEN" in r.stderr, r.stderr
-    r = spctl(spd, "run-now", "tikcer")
-    assert r.returncode == 5 and "close names: ticker" in r.stderr, r.stderr
+    r = spctl(spd, "run-now", "api_tikcer")
+    assert r.returncode == 5 and "close names: api_ticker" in r.stderr, r.stderr
     status, body, headers = http(spd, "/jobs", token=None)
     assert status == 401 and "error" in json.loads(body) and headers.get("WWW-Authenticate") == "Bearer"
-    status, body, _ = http(spd, "/jobs/ok/run", token=READ, method="POST", body=b"{}")
+    status, body, _ = http(spd, "/jobs/api_ok/run", token=READ, method="POST", body=b"{}")
     assert status == 403 and "operate" in json.loads(body)["error"]
     r = subprocess.run([SPCTL, "--url", "http://127.0.0.1:1", "status"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 3 and "http://127.0.0.1:1" in r.stderr, r.stderr
@@ -202,19 +207,19 @@ def parse_prometheus(text):
 
 
 def test_metrics_are_valid_prometheus_text(spd):
-    spctl(spd, "run-now", "ok", "--wait")
-    spctl(spd, "run-now", "fail7", "--wait")
+    spctl(spd, "run-now", "api_ok", "--wait")
+    spctl(spd, "run-now", "api_fail7", "--wait")
     status, text, headers = http(spd, "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples, types = parse_prometheus(text)
     assert types["saltpeter_runs_started_total"] == "counter"
-    assert samples["saltpeter_runs_started_total"][(("job", "ok"),)] == 1
-    assert samples["saltpeter_target_results_total"][(("job", "fail7"), ("code", "7"))] == 1
-    assert samples["saltpeter_runs_finished_total"][(("job", "ok"), ("result", "success"))] == 1
+    assert samples["saltpeter_runs_started_total"][(("job", "api_ok"),)] == 1
+    assert samples["saltpeter_target_results_total"][(("job", "api_fail7"), ("code", "7"))] == 1
+    assert samples["saltpeter_runs_finished_total"][(("job", "api_ok"), ("result", "success"))] == 1
     assert samples["saltpeter_frames_received_total"][()] > 0
     assert samples["saltpeter_bytes_received_total"][()] > 0
     assert types["saltpeter_targets_running"] == "gauge"
-    assert samples["saltpeter_targets_running"][(("job", "sleeper"),)] == 0
+    assert samples["saltpeter_targets_running"][(("job", "api_sleeper"),)] == 0
 
 
 async def ui_session(url, token):
@@ -229,27 +234,27 @@ async def ui_session(url, token):
         first = [await recv() for _ in range(3)]
         assert first[0]["type"] == "config" and isinstance(first[0]["sp_version"], str)
         assert set(first[0]["config"]) >= {"crons", "maintenance", "serial", "saltpeter_config"}
-        cron = first[0]["config"]["crons"]["ok"]
+        cron = first[0]["config"]["crons"]["api_ok"]
         for key in ("command", "targets", "target_type", "sec", "min", "hour", "dom", "mon", "dow", "year", "group"):
             assert key in cron, key
         assert first[1]["type"] == "status" and isinstance(first[1]["running"], dict)
         assert "type" not in first[2] and first[2]["timeline"] == {}
 
-        await ws.send(json.dumps({"subscribe": ["ticker"]}))
-        await ws.send(json.dumps({"run": "ticker"}))
+        await ws.send(json.dumps({"subscribe": ["api_ticker"]}))
+        await ws.send(json.dumps({"run": "api_ticker"}))
         chunks, details = [], None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             f = await recv()
             assert "type" in f or "timeline" in f
             if f.get("type") == "output_chunk":
-                assert f["cron"] == "ticker" and f["machine"] == "testhost"
+                assert f["cron"] == "api_ticker" and f["machine"] == "testhost"
                 assert isinstance(f["chunk"], str) and isinstance(f["position"], int)
                 assert isinstance(f["total_length"], int) and isinstance(f["is_complete"], bool)
                 chunks.append(f)
-                await ws.send(json.dumps({"ack": {"cron": "ticker", "machine": "testhost",
+                await ws.send(json.dumps({"ack": {"cron": "api_ticker", "machine": "testhost",
                                                   "position": f["total_length"]}}))
-            elif f.get("type") == "details" and f["cron"] == "ticker":
+            elif f.get("type") == "details" and f["cron"] == "api_ticker":
                 details = f["data"]
                 res = details["results"].get("testhost")
                 if res and res["endtime"] != "":
@@ -271,31 +276,31 @@ async def ui_session(url, token):
         tick = [await recv() for _ in range(2)]
         assert [f.get("type") for f in tick] == ["status", "details"]
 
-        await ws.send(json.dumps({"unsubscribe": ["ticker"]}))
-        await ws.send(json.dumps({"subscribe": ["sleeper"]}))
-        await ws.send(json.dumps({"run": "sleeper"}))
+        await ws.send(json.dumps({"unsubscribe": ["api_ticker"]}))
+        await ws.send(json.dumps({"subscribe": ["api_sleeper"]}))
+        await ws.send(json.dumps({"run": "api_sleeper"}))
         instance = None
         while instance is None:
             f = await recv()
             if f.get("type") == "status":
-                instance = next((i for i, r in f["running"].items() if r["name"] == "sleeper"), None)
-        await ws.send(json.dumps({"killMachine": {"cron": "sleeper", "machine": "testhost", "job_instance": instance}}))
+                instance = next((i for i, r in f["running"].items() if r["name"] == "api_sleeper"), None)
+        await ws.send(json.dumps({"killMachine": {"cron": "api_sleeper", "machine": "testhost", "job_instance": instance}}))
         deadline = time.monotonic() + 30
         killed = False
         while time.monotonic() < deadline and not killed:
             f = await recv()
-            if f.get("type") == "details" and f["cron"] == "sleeper":
+            if f.get("type") == "details" and f["cron"] == "api_sleeper":
                 killed = f["data"]["results"].get("testhost", {}).get("retcode") == 143
         assert killed
-        await ws.send(json.dumps({"run": "sleeper"}))
-        await ws.send(json.dumps({"killCron": "sleeper"}))  # may race the start: then retried below
+        await ws.send(json.dumps({"run": "api_sleeper"}))
+        await ws.send(json.dumps({"killCron": "api_sleeper"}))  # may race the start: then retried below
         deadline = time.monotonic() + 30
         done = False
         while time.monotonic() < deadline and not done:
             f = await recv()
             if f.get("type") == "status":
-                if any(r["name"] == "sleeper" for r in f["running"].values()):
-                    await ws.send(json.dumps({"killCron": "sleeper"}))
+                if any(r["name"] == "api_sleeper" for r in f["running"].values()):
+                    await ws.send(json.dumps({"killCron": "api_sleeper"}))
                 else:
                     done = True
         assert done
@@ -316,9 +321,9 @@ def test_websocket_rejects_missing_token_and_read_role_cannot_run(spd):
 
     async def read_role():
         async with websockets.connect(spd.url.replace("http://", "ws://") + "/ws?token=" + READ) as ws:
-            await ws.send(json.dumps({"run": "ok"}))
+            await ws.send(json.dumps({"run": "api_ok"}))
             await asyncio.sleep(1)
-        status, body, _ = http(spd, "/jobs/ok/runs")
+        status, body, _ = http(spd, "/jobs/api_ok/runs")
         assert json.loads(body) == []
 
     asyncio.run(no_token())
@@ -331,3 +336,24 @@ def test_no_tokens_binds_localhost_and_says_so(setup):
     assert any("no api_tokens configured" in line for line in s.lines)
     r = spctl(s, "status", token=None)
     assert r.returncode == 0, r.stderr
+
+
+def test_spctl_reads_url_and_token_file_from_its_config_file(spd, setup):
+    home = setup.scratch / "home"
+    (home / ".config/saltpeter").mkdir(parents=True)
+    token_file = setup.scratch / "token"
+    token_file.write_text(OPERATE + "\n")
+    token_file.chmod(0o600)
+    (home / ".config/saltpeter/spctl.yaml").write_text(f"url: {spd.url}\ntoken_file: {token_file}\n")
+    env = dict(os.environ, HOME=str(home), NO_COLOR="1")
+    env.pop("SALTPETER_URL", None)
+    env.pop("SALTPETER_TOKEN", None)
+    env.pop("XDG_CONFIG_HOME", None)
+    r = subprocess.run([SPCTL, "run-now", "api_ok", "--wait", "--json"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    run = json.loads(r.stdout)
+    assert run["job"] == "api_ok" and run["finished"] and run["targets"]["testhost"]["retcode"] == 0
+    # The environment wins over the file: a wrong token there is named as the culprit.
+    env["SALTPETER_TOKEN"] = "wrong-token-xxxxxxxx"
+    r = subprocess.run([SPCTL, "jobs"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 4 and "$SALTPETER_TOKEN" in r.stderr, r.stderr

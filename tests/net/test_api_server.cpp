@@ -82,14 +82,15 @@ struct ApiFixture {
     std::thread thread;
 };
 
+// Job names unique across tests: the host lock /tmp/sp_wrapper_<job>.lock is shared by tests run in parallel.
 const char* const k_jobs = R"(
-ticker:
+api_ticker:
   command: "echo one; sleep 1; echo two; sleep 1; echo three"
   targets: 'm*'
   schedule: '@yearly'
   env:
     SP_OUTPUT_INTERVAL_MS: '50'
-failing:
+api_failing:
   command: "echo bad; exit 7"
   targets: m1
   schedule: '@yearly'
@@ -101,15 +102,15 @@ TEST_CASE("API: run-now, live follow, history, output and metrics over HTTP and 
     saltpeter::test::Watchdog dog(90s);
     ApiFixture f(k_jobs);
     auto ops = f.client(k_operate_token);
-    auto instance = ops.run_now("ticker");
+    auto instance = ops.run_now("api_ticker");
     REQUIRE_MESSAGE(instance.ok(), (instance.ok() ? "" : instance.error().message));
-    CHECK(instance->rfind("ticker_", 0) == 0);
+    CHECK(instance->rfind("api_ticker_", 0) == 0);
 
     std::map<std::string, std::string> seen;
     std::vector<std::chrono::steady_clock::time_point> arrivals;
     bool saw_unfinished_update = false;
     auto run = ops.follow(
-        "ticker", *instance,
+        "api_ticker", *instance,
         [&](const std::string& machine, std::string_view text) {
             seen[machine] += std::string(text);
             arrivals.push_back(std::chrono::steady_clock::now());
@@ -125,7 +126,7 @@ TEST_CASE("API: run-now, live follow, history, output and metrics over HTTP and 
     REQUIRE(arrivals.size() >= 3);
     CHECK(arrivals.back() - arrivals.front() > 1s);
 
-    auto history = ops.history("ticker", 5);
+    auto history = ops.history("api_ticker", 5);
     REQUIRE(history.ok());
     REQUIRE(history->size() == 1);
     CHECK(history->front().instance == *instance);
@@ -140,9 +141,9 @@ TEST_CASE("API: run-now, live follow, history, output and metrics over HTTP and 
     CHECK(output->size() == 1);
     CHECK(output->at("m2") == "one\ntwo\nthree\n");
 
-    auto failing = ops.run_now("failing");
+    auto failing = ops.run_now("api_failing");
     REQUIRE(failing.ok());
-    auto failed = ops.follow("failing", *failing, {});
+    auto failed = ops.follow("api_failing", *failing, {});
     REQUIRE(failed.ok());
     CHECK_FALSE(failed->success);
     REQUIRE(failed->targets.size() == 1);
@@ -150,10 +151,10 @@ TEST_CASE("API: run-now, live follow, history, output and metrics over HTTP and 
 
     auto metrics = f.client(k_read_token).get("/metrics");
     REQUIRE(metrics.ok());
-    CHECK(metrics->find("saltpeter_runs_started_total{job=\"ticker\"} 1\n") != std::string::npos);
-    CHECK(metrics->find("saltpeter_target_results_total{code=\"7\",job=\"failing\"} 1\n") == std::string::npos);
-    CHECK(metrics->find("saltpeter_target_results_total{job=\"failing\",code=\"7\"} 1\n") != std::string::npos);
-    CHECK(metrics->find("saltpeter_runs_finished_total{job=\"ticker\",result=\"success\"} 1\n") != std::string::npos);
+    CHECK(metrics->find("saltpeter_runs_started_total{job=\"api_ticker\"} 1\n") != std::string::npos);
+    CHECK(metrics->find("saltpeter_target_results_total{code=\"7\",job=\"api_failing\"} 1\n") == std::string::npos);
+    CHECK(metrics->find("saltpeter_target_results_total{job=\"api_failing\",code=\"7\"} 1\n") != std::string::npos);
+    CHECK(metrics->find("saltpeter_runs_finished_total{job=\"api_ticker\",result=\"success\"} 1\n") != std::string::npos);
     CHECK(metrics->find("# TYPE saltpeter_wrappers_connected gauge") != std::string::npos);
 }
 
@@ -172,18 +173,18 @@ TEST_CASE("API: tokens and roles, unknown jobs with close names, kill conflicts"
     auto listed = reader.jobs();
     REQUIRE(listed.ok());
     REQUIRE(listed->size() == 2);
-    CHECK(listed->at(0).name == "failing");
-    CHECK(listed->at(1).name == "ticker");
-    auto refused = reader.run_now("ticker");
+    CHECK(listed->at(0).name == "api_failing");
+    CHECK(listed->at(1).name == "api_ticker");
+    auto refused = reader.run_now("api_ticker");
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().field == "forbidden");
 
     auto ops = f.client(k_operate_token);
-    auto unknown = ops.run_now("tikcer");
+    auto unknown = ops.run_now("api_tikcer");
     REQUIRE_FALSE(unknown.ok());
     CHECK(unknown.error().field == "not_found");
-    CHECK(unknown.error().message.find("close names: ticker") != std::string::npos);
-    auto nothing = ops.kill("ticker");
+    CHECK(unknown.error().message.find("close names: api_ticker") != std::string::npos);
+    auto nothing = ops.kill("api_ticker");
     REQUIRE_FALSE(nothing.ok());
     CHECK(nothing.error().field == "conflict");
     auto bad = ops.post("/kill", "{\"job\": 5}");
