@@ -357,3 +357,40 @@ def test_spctl_reads_url_and_token_file_from_its_config_file(spd, setup):
     env["SALTPETER_TOKEN"] = "wrong-token-xxxxxxxx"
     r = subprocess.run([SPCTL, "jobs"], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 4 and "$SALTPETER_TOKEN" in r.stderr, r.stderr
+
+
+def test_https_with_tls_cert_and_key(setup):
+    cert, key = setup.scratch / "api.crt", setup.scratch / "api.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    settings = API_SETTINGS + f"tls_cert: {cert}\ntls_key: {key}\n"
+    setup.write_config(JOBS, settings=settings)
+    proc = setup.start_spd()
+    lines = []
+    threading.Thread(target=lambda: [lines.append(l) for l in proc.stderr], daemon=True).start()
+
+    def port():
+        for line in list(lines):
+            m = re.search(r"API listening on https://127\.0\.0\.1:(\d+)", line)
+            if m:
+                return int(m.group(1))
+        return None
+
+    url = f"https://127.0.0.1:{setup.wait_for(port, 20, 'the https API port')}"
+    home = setup.scratch / "home"
+    (home / ".config/saltpeter").mkdir(parents=True)
+    (home / ".config/saltpeter/spctl.yaml").write_text(f"url: {url}\ntoken: {READ}\nca_file: {cert}\n")
+    env = dict(os.environ, HOME=str(home), NO_COLOR="1")
+    for k in ("SALTPETER_URL", "SALTPETER_TOKEN", "XDG_CONFIG_HOME"):
+        env.pop(k, None)
+    r = subprocess.run([SPCTL, "jobs", "--json"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert [j["name"] for j in json.loads(r.stdout)][0] == "api_fail7"
+    # Without the CA the certificate is refused, and the message names the URL.
+    (home / ".config/saltpeter/spctl.yaml").write_text(f"url: {url}\ntoken: {READ}\n")
+    r = subprocess.run([SPCTL, "jobs"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 3 and url in r.stderr, r.stderr
+    # Plain HTTP on the TLS port gets nothing useful.
+    with pytest.raises(Exception):
+        urllib.request.urlopen(url.replace("https://", "http://") + "/healthz", timeout=5).read()
