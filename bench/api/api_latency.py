@@ -76,10 +76,10 @@ def main():
                 async with websockets.connect(f"ws://127.0.0.1:{port}/ws?push=1&subscribe=hello") as ws:
                     t = time.perf_counter()
                     req = urllib.request.Request(url + "/jobs/hello/run", method="POST", data=b"{}")
-                    urllib.request.urlopen(req, timeout=10).read()
+                    instance = json.loads(urllib.request.urlopen(req, timeout=10).read())["instance"]
                     while True:
                         f = json.loads(await ws.recv())
-                        if f.get("type") == "output_chunk" and f["chunk"]:
+                        if f.get("type") == "output_chunk" and f.get("job_instance") == instance and f["chunk"]:
                             return time.perf_counter() - t
 
             firsts = []

@@ -394,3 +394,29 @@ def test_https_with_tls_cert_and_key(setup):
     # Plain HTTP on the TLS port gets nothing useful.
     with pytest.raises(Exception):
         urllib.request.urlopen(url.replace("https://", "http://") + "/healthz", timeout=5).read()
+
+
+def test_cors_origins_from_the_config(setup):
+    s = Spd(setup, settings=API_SETTINGS + "cors_origins: ['http://ui.example']\n")
+
+    def get(origin, method="GET"):
+        req = urllib.request.Request(s.url + "/jobs", method=method, headers={"Origin": origin,
+                                                                               "Authorization": "Bearer " + READ})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers)
+
+    status, headers = get("http://ui.example")
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "http://ui.example"
+    status, headers = get("http://evil.example")
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    status, headers = get("http://ui.example", "OPTIONS")
+    assert status == 204 and "POST" in headers["Access-Control-Allow-Methods"]
+
+    async def ws_from(origin):
+        async with websockets.connect(s.url.replace("http://", "ws://") + "/ws?token=" + READ, origin=origin) as ws:
+            return json.loads(await asyncio.wait_for(ws.recv(), 10))["type"]
+
+    assert asyncio.run(ws_from("http://ui.example")) == "config"
+    with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+        asyncio.run(ws_from("http://evil.example"))
+    assert e.value.status_code == 403
