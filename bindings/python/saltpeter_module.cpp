@@ -127,6 +127,7 @@ std::string outcome_name(Outcome o) {
         case Outcome::wrapper_error: return "wrapper_error";
         case Outcome::unknown_error: return "unknown_error";
         case Outcome::signaled: return "signaled";
+        case Outcome::skipped: return "skipped";
     }
     return "unknown_error";
 }

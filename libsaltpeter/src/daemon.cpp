@@ -19,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <list>
 
+#include "saltpeter/api_server.hpp"
 #include "saltpeter/config.hpp"
 #include "saltpeter/config_watcher.hpp"
 #include "saltpeter/dispatch_policy.hpp"
@@ -177,8 +178,9 @@ std::string local_wrapper_path() {
 
 class Daemon::Impl {
 public:
-    Impl(boost::asio::io_context& io, DaemonOptions options)
-        : m_io(io),
+    Impl(Daemon& owner, boost::asio::io_context& io, DaemonOptions options)
+        : m_owner(owner),
+          m_io(io),
           m_options(std::move(options)),
           m_loader(m_options.config_dir),
           m_scheduler(io, [this](const Schedule::Due& due) { on_due(due); }) {}
@@ -188,6 +190,7 @@ public:
         if (!loaded) return loaded.error();
         report_problems(*loaded);
         m_config = loaded->config;
+        m_config_serial = unix_now();
         const Settings& s = m_config.settings;
 
         std::error_code ec;
@@ -209,6 +212,8 @@ public:
         tracker_options.kill_grace = s.kill_grace;
         m_observers.add(&m_log_writer);
         if (m_options.echo_output) m_observers.add(&m_echo);
+        m_metrics_observer = make_metrics_observer(m_metrics);
+        m_observers.add(m_metrics_observer.get());
         m_tracker = std::make_unique<RunTracker>(m_io, tracker_options, m_observers);
         m_tracker->set_on_run_finished([this](const RunRecord& run) { on_run_finished(run); });
 
@@ -255,6 +260,10 @@ public:
                 spdlog::warn("{}; changes need SIGHUP", watching.error().message);
                 m_watcher.reset();
             }
+        }
+        if (s.api_ws) {
+            auto api = start_api(s);
+            if (!api) return api.error();
         }
         spdlog::info("spd started: {} job(s) from {}, transport {}", m_config.jobs.size(), m_options.config_dir,
                      m_transport->name());
@@ -313,6 +322,7 @@ public:
         const Settings before = m_config.settings;
         m_config = loaded->config;
         keep_restart_settings(before, m_config.settings);
+        m_config_serial = unix_now();
         apply_settings();
         if (m_options.schedule) schedule_jobs();
         m_dispatcher->maintenance_changed();
@@ -329,6 +339,7 @@ public:
         flush_fire_times();
         if (m_transport) m_transport->stop();
         if (m_hub) m_hub->stop();
+        if (m_api) m_api->stop();
         spdlog::info("spd stopped");
     }
 
@@ -350,6 +361,43 @@ public:
 
     std::uint16_t port() const noexcept { return m_port; }
     const RunTracker& tracker() const { return *m_tracker; }
+
+    bool kill_run(const std::string& instance, const std::optional<std::string>& machine) {
+        const RunRecord* run = m_tracker->find(instance);
+        if (run == nullptr || run->finished()) return false;
+        const Job* cfg = m_config.find(run->job);
+        return cfg != nullptr ? m_dispatcher->kill(*cfg, instance, machine) : m_tracker->kill(instance, machine);
+    }
+    std::optional<SysSeconds> next_run(const std::string& job) const { return m_scheduler.next_run(job); }
+    HubStats hub_stats() const { return m_hub ? m_hub->stats() : HubStats{}; }
+
+    // The API (api_server.hpp); without tokens it listens on 127.0.0.1 only, whatever the config says.
+    Status start_api(const Settings& s) {
+        auto credentials = resolve_api_tokens(s.api_tokens);
+        if (!credentials) return credentials.error();
+        ApiServerOptions api;
+        api.bind_address = s.api_ws_bind_addr;
+        if (credentials->empty() && api.bind_address != "127.0.0.1") {
+            spdlog::warn("API: no api_tokens configured, so the API listens on 127.0.0.1 only (not {})",
+                         s.api_ws_bind_addr);
+            api.bind_address = "127.0.0.1";
+        }
+        api.port = s.api_ws_port;
+        api.credentials = std::move(*credentials);
+        api.tls_cert = s.tls_cert;
+        api.tls_key = s.tls_key;
+        api.cors_origins = s.cors_origins;
+        m_api = std::make_unique<ApiServer>(m_io, api, m_owner);
+        auto port = m_api->listen();
+        if (!port) return port.error();
+        m_api_port = *port;
+        spdlog::info("API listening on {}://{}:{} ({} token(s))", s.tls_cert.empty() ? "http" : "https",
+                     api.bind_address, m_api_port, api.credentials.size());
+        return Ok{};
+    }
+    static double unix_now() {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    }
 
 private:
     void report_problems(const LoadResult& loaded) {
@@ -406,6 +454,9 @@ private:
         const Job* job = m_config.find(name);
         if (job == nullptr) return Error{"unknown job '" + name + "'", "job"};
         m_tracker->status_of(name).next_run = m_scheduler.next_run(name);
+        if (scheduled) m_metrics.observe("saltpeter_scheduler_lag_seconds",
+                                         unix_now() - static_cast<double>(scheduled->time_since_epoch().count()),
+                                         {0.01, 0.05, 0.1, 0.5, 1, 5, 30});
         RunSpec spec;
         spec.job = name;
         spec.group = job->group;
@@ -540,15 +591,21 @@ private:
 
 public:
     std::function<void(const RunRecord&)> m_on_finished;
+    Config m_config;
+    double m_config_serial = 0;
+    ObserverList m_observers;
+    std::vector<std::shared_ptr<RunObserver>> m_kept_observers;
+    Metrics m_metrics;
+    std::uint16_t m_api_port = 0;
 
 private:
+    Daemon& m_owner;
     boost::asio::io_context& m_io;
     DaemonOptions m_options;
     ConfigLoader m_loader;
-    Config m_config;
     JobLogWriter m_log_writer;
     OutputEcho m_echo;
-    ObserverList m_observers;
+    std::unique_ptr<RunObserver> m_metrics_observer;
     Scheduler m_scheduler;
     std::unique_ptr<SaltTransport> m_transport;
     std::unique_ptr<RunTracker> m_tracker;
@@ -560,12 +617,14 @@ private:
     std::unique_ptr<FireTimeStore> m_fire_times;
     std::list<boost::asio::steady_timer> m_splay_timers;
     bool m_flush_pending = false;
+    std::unique_ptr<ApiServer> m_api;
     LaunchContext m_context;
     std::uint16_t m_port = 0;
     bool m_stopped = false;
 };
 
-Daemon::Daemon(boost::asio::io_context& io, DaemonOptions options) : m_impl(std::make_unique<Impl>(io, std::move(options))) {}
+Daemon::Daemon(boost::asio::io_context& io, DaemonOptions options)
+    : m_impl(std::make_unique<Impl>(*this, io, std::move(options))) {}
 Daemon::~Daemon() { m_impl->stop(); }
 Status Daemon::start() { return m_impl->start(); }
 void Daemon::reload() { m_impl->reload(); }
@@ -577,6 +636,19 @@ bool Daemon::kill_job(const std::string& job, const std::optional<std::string>& 
 }
 std::uint16_t Daemon::machines_port() const noexcept { return m_impl->port(); }
 const RunTracker& Daemon::tracker() const { return m_impl->tracker(); }
+bool Daemon::kill_run(const std::string& instance, const std::optional<std::string>& machine) {
+    return m_impl->kill_run(instance, machine);
+}
+const Config& Daemon::config() const { return m_impl->m_config; }
+double Daemon::config_serial() const noexcept { return m_impl->m_config_serial; }
+std::optional<SysSeconds> Daemon::next_run(const std::string& job) const { return m_impl->next_run(job); }
+void Daemon::add_observer(std::shared_ptr<RunObserver> observer) {
+    m_impl->m_observers.add(observer.get());
+    m_impl->m_kept_observers.push_back(std::move(observer));
+}
+HubStats Daemon::hub_stats() const { return m_impl->hub_stats(); }
+Metrics& Daemon::metrics() { return m_impl->m_metrics; }
+std::uint16_t Daemon::api_port() const noexcept { return m_impl->m_api_port; }
 void Daemon::set_on_run_finished(std::function<void(const RunRecord&)> callback) {
     m_impl->m_on_finished = std::move(callback);
 }

@@ -14,6 +14,8 @@
 
 #include "saltpeter/result.hpp"
 #include "saltpeter/config.hpp"
+#include "saltpeter/machine_hub.hpp"
+#include "saltpeter/metrics.hpp"
 #include "saltpeter/run_tracker.hpp"
 #include "saltpeter/salt_transport.hpp"
 
@@ -60,6 +62,24 @@ public:
     /// Called after every finished run (e.g. to print results or to exit after --run-once).
     void set_on_run_finished(std::function<void(const RunRecord&)> callback);
     const RunTracker& tracker() const;
+
+    // ---- read accessors and hooks for the ApiServer (api_server.hpp) ----
+    /// Kills one run (every unfinished target, or only `machine`). False when it is not running.
+    bool kill_run(const std::string& instance, const std::optional<std::string>& machine = std::nullopt);
+    /// The configuration in force.
+    const Config& config() const;
+    /// Changes whenever the configuration is (re)loaded: the load time in Unix seconds (the UI's serial).
+    double config_serial() const noexcept;
+    /// The scheduler's pending fire time of `job`.
+    std::optional<SysSeconds> next_run(const std::string& job) const;
+    /// Adds an observer of every run event (push mode, metrics); the daemon keeps it alive.
+    void add_observer(std::shared_ptr<RunObserver> observer);
+    /// The machines hub's counters (zeros before start()).
+    HubStats hub_stats() const;
+    /// The registry behind /metrics (scheduler lag, run counters).
+    Metrics& metrics();
+    /// The bound API port (api_ws: true), 0 when the API is off.
+    std::uint16_t api_port() const noexcept;
 
 private:
     class Impl;
