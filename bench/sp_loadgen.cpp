@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -472,6 +473,12 @@ ProcStat proc_stat(pid_t pid) {
     return s;
 }
 
+double self_cpu_s() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
 int usage() {
     std::fprintf(stderr,
                  "usage: sp_loadgen [--wrappers N] [--seconds T] [--interval-ms MS] [--heartbeat-ms MS]\n"
@@ -594,6 +601,7 @@ int main(int argc, char** argv) {
     const auto begin = Clock::now();
     auto next_tick = begin;
     ProcStat s0;
+    double self0 = 0;
     std::uint64_t frames0 = 0;
     double fanout_s = 0;
     std::string finished;
@@ -605,10 +613,12 @@ int main(int argc, char** argv) {
         for (Sim* s : wheel[static_cast<std::size_t>(slot_index % slots)]) s->tick();
         ++slot_index;
         next_tick += tick;
+        g.io.poll();  // a tick that ran late still reads what arrived (run_until of a past time runs nothing)
         g.io.run_until(next_tick);
         if (!g.steady && g.started == opt.wrappers) {
             fanout_s = static_cast<double>(g.last_start_ack_ns - g.fire_ns) / 1e9;
             s0 = proc_stat(child);
+            self0 = self_cpu_s();
             frames0 = g.frames_sent;
             g.stream_start = Clock::now();
             g.steady = true;
@@ -620,6 +630,7 @@ int main(int argc, char** argv) {
     }
     const double stream_s = std::chrono::duration<double>(Clock::now() - g.stream_start).count();
     const ProcStat s1 = proc_stat(child);
+    const double self1 = self_cpu_s();
     const std::uint64_t frames = g.frames_sent - frames0;
 
     // Phase 3: spd's own account of what it stored.
@@ -642,6 +653,9 @@ int main(int argc, char** argv) {
     std::printf("stream_seconds: %.1f\n", stream_s);
     std::printf("fanout_fire_to_all_started_s: %.3f\n", fanout_s);
     std::printf("spd_cpu_percent: %.1f\n", cpu_pct);
+    // When this is near 100 %, the generator (one thread) is the bottleneck, not spd: its backlog
+    // then shows up as ack latency.
+    std::printf("loadgen_cpu_percent: %.1f\n", 100.0 * (self1 - self0) / stream_s);
     std::printf("spd_cpu_seconds_setup: %.2f\n", s0.cpu_s - idle0.cpu_s);
     std::printf("spd_rss_mib: %.1f\n", static_cast<double>(s1.rss_kib) / 1024.0);
     std::printf("spd_peak_rss_mib: %.1f\n", static_cast<double>(s1.hwm_kib) / 1024.0);

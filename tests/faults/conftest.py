@@ -3,12 +3,10 @@ free ports, an spd started with its stdout in a file, checksums of what the comm
 what spd stored in the job log."""
 import hashlib
 import importlib.util
-import os
 import re
 import resource
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

@@ -10,6 +10,10 @@ import pytest
 from conftest import SpdRun
 
 
+# Unique per test process: the wrapper host lock in /tmp is shared with other checkouts' tests.
+BIG = f"fbig{os.getpid()}"
+
+
 def mount_tmpfs(path, size):
     path.mkdir()
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
@@ -33,7 +37,7 @@ def test_full_logdir_is_reported_and_does_not_stop_spd(setup):
             except OSError:
                 pass
         setup.write_config(f"""
-big:
+{BIG}:
   command: "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo output line $i; done; exit 9"
   targets: testhost
   schedule: '@yearly'
@@ -42,12 +46,12 @@ big:
 """, settings=f"logdir: {logdir}\n")
         # First start: the wrapper secret (default: in logdir) cannot be created, spd refuses to start
         # and says which file.
-        spd = SpdRun(setup, ["--run-once", "big"])
+        spd = SpdRun(setup, ["--run-once", BIG])
         assert spd.wait(60) == 1
         assert f"cannot write wrapper secret {logdir}/wrapper.secret" in spd.stderr()
         # With the secret elsewhere, spd starts and the job log is what cannot be written.
         (setup.config / "secret.yaml").write_text(f"saltpeter_config:\n  wrapper_secret_file: {setup.root}/secret\n")
-        spd = SpdRun(setup, ["--run-once", "big"])
+        spd = SpdRun(setup, ["--run-once", BIG])
         rc = spd.wait(120)
         err = spd.stderr()
         out = spd.out_path.read_text(errors="replace")
@@ -55,21 +59,21 @@ big:
         assert rc == 9, err[-3000:]
         assert "===== testhost: exit 9" in out and "output line 20000\n" in out
         # The failure is named once: path and reason.
-        path = str(logdir / "big.log")
+        path = str(logdir / f"{BIG}.log")
         lines = [l for l in err.splitlines() if "cannot write job log" in l]
         assert len(lines) == 1, lines
         assert all(path in l and "No space left on device" in l for l in lines), lines
         print("spd on a full logdir:", *lines, sep="\n  ")
         # What reached the disk: nothing, or a record cut short; report it (spd writes records whole
         # or reports the failure, it cannot un-write a partial record).
-        size = (logdir / "big.log").stat().st_size if (logdir / "big.log").exists() else 0
+        size = (logdir / f"{BIG}.log").stat().st_size if (logdir / f"{BIG}.log").exists() else 0
         print(f"job log on the full disk: {size} bytes")
         # Once there is room again, the next run is logged in full.
         os.unlink(small / "filler")
-        spd = SpdRun(setup, ["--run-once", "big"])
+        spd = SpdRun(setup, ["--run-once", BIG])
         assert spd.wait(120) == 9
         assert "cannot write job log" not in spd.stderr()
         assert re.search(r"\*\*\*\* Exit Code 9 \*+\n(output line \d+\n)*output line 20000\n",
-                         (logdir / "big.log").read_text(errors="replace"))
+                         (logdir / f"{BIG}.log").read_text(errors="replace"))
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)

@@ -2,8 +2,8 @@
 connections that never send a frame, frames for other instances, wrong tokens. spd must stay up,
 keep serving a good wrapper, keep its memory bounded and log each problem once per peer."""
 import asyncio
+import os
 import re
-import time
 
 import websockets
 
@@ -11,6 +11,8 @@ from conftest import SpdRun, free_port, raise_nofile, stored_outputs
 
 IDLE_CONNECTIONS = 10_000
 GOOD_LINES = 2000
+# Unique per test process: the wrapper host lock in /tmp is shared with other checkouts' tests.
+GOOD = f"fgood{os.getpid()}"
 
 
 def envelope(kind, instance, **extra):
@@ -70,7 +72,7 @@ def test_hostile_peers_do_not_hurt_spd_or_the_good_wrapper(setup):
     assert raise_nofile(IDLE_CONNECTIONS + 2000) >= IDLE_CONNECTIONS + 1000
     port = free_port()
     setup.write_config(f"""
-good:
+{GOOD}:
   command: "i=0; while [ $i -lt {GOOD_LINES} ]; do i=$((i+1)); echo good line $i; done; sleep 2; exit 4"
   targets: testhost
   schedule: '*/4 * * * * ? *'
@@ -81,7 +83,7 @@ good:
     setup.wait_for(lambda: "machine hub listening" in spd.stderr(), 20, "the machines port")
     baseline_kib = spd.rss_kib()
     # A first good run shows the instance naming and that wrappers get through.
-    m = setup.wait_for(lambda: re.search(r"(good_\d+)", setup.job_log("good")), 20, "a good run")
+    m = setup.wait_for(lambda: re.search(rf"({GOOD}_\d+)", setup.job_log(GOOD)), 20, "a good run")
     live_instance = m.group(1)
 
     async def attack():
@@ -107,8 +109,8 @@ good:
         assert upgraded == IDLE_CONNECTIONS, f"only {upgraded} of {IDLE_CONNECTIONS} idle handshakes answered"
         rss_with_idle = spd.rss_kib()
         # With every idle connection still open, good runs keep completing with their output.
-        finished_before = setup.job_log("good").count("###### Finished good_")
-        setup.wait_for(lambda: setup.job_log("good").count("###### Finished good_") >= finished_before + 2, 40,
+        finished_before = setup.job_log(GOOD).count(f"###### Finished {GOOD}_")
+        setup.wait_for(lambda: setup.job_log(GOOD).count(f"###### Finished {GOOD}_") >= finished_before + 2, 40,
                        "two more good runs while 10,000 idle peers are connected")
         assert spd.proc.poll() is None, "spd died"
         still_open = sum(1 for w in idle if not w.is_closing())
@@ -122,11 +124,11 @@ good:
     spd.wait(20)
     err = spd.stderr()
     expected = "".join(f"good line {i}\n" for i in range(1, GOOD_LINES + 1)).encode()
-    records = stored_outputs(setup.logdir / "good.log")
+    records = stored_outputs(setup.logdir / f"{GOOD}.log")
     assert len(records) >= 3
     for code, body in records:
         assert (code, body) == (4, expected), (code, len(body))
-    assert b"forged" not in (setup.logdir / "good.log").read_bytes()
+    assert b"forged" not in (setup.logdir / f"{GOOD}.log").read_bytes()
     assert not (setup.logdir / "nosuch.log").exists()
 
     # Each hostile socket is logged, and only once per kind of problem however many frames it sent.

@@ -1,6 +1,7 @@
 """Network faults between sp_wrapper and spd during a large stream: what spd stores in the job
 log must be byte-identical to what the command printed (sha256 of a tee'd copy), with no
 duplicate and the command's own exit code."""
+import os
 import sys
 from pathlib import Path
 
@@ -11,16 +12,19 @@ from cutting_proxy import CuttingProxy  # noqa: E402
 from stalling_proxy import StallingProxy  # noqa: E402
 
 
+JOB = f"fstream{os.getpid()}"
+
+
 def run_stream_through(setup, proxy_factory, megabytes, exit_code, heartbeat_timeout=30, timeout=420):
     port = free_port()
     proxy = proxy_factory(port).start()
     gen = setup.scratch / "gen.py"
     printed = setup.scratch / "printed"
     write_generator(gen, megabytes, exit_code, printed)
-    setup.write_config(stream_job("stream", f"/usr/bin/python3 {gen}",
+    setup.write_config(stream_job(JOB, f"/usr/bin/python3 {gen}",
                                   f"    SP_WEBSOCKET_URL: ws://127.0.0.1:{proxy.port}\n"),
                        settings=f"machines_ws_port: {port}\nheartbeat_timeout: {heartbeat_timeout}\n")
-    spd = SpdRun(setup, ["--run-once", "stream"])
+    spd = SpdRun(setup, ["--run-once", JOB])
     try:
         rc = spd.wait(timeout)
     finally:
@@ -30,7 +34,7 @@ def run_stream_through(setup, proxy_factory, megabytes, exit_code, heartbeat_tim
 
 def check_identical(setup, spd, rc, printed, exit_code):
     assert rc == exit_code, spd.stderr()[-3000:]
-    records = stored_outputs(setup.logdir / "stream.log")
+    records = stored_outputs(setup.logdir / f"{JOB}.log")
     assert len(records) == 1, f"{len(records)} machine_result records (a duplicate or a lost result)"
     code, body = records[0]
     assert code == exit_code
@@ -58,4 +62,4 @@ def test_stalled_connection_loses_and_duplicates_nothing(setup):
     spd, rc, proxy, printed = run_stream_through(setup, proxy_factory, 24, 3, heartbeat_timeout=10)
     check_identical(setup, spd, rc, printed, 3)
     assert proxy.stalls_done == 6, proxy.stalls_done
-    assert "Exit Code 253" not in (setup.logdir / "stream.log").read_text(errors="replace")
+    assert "Exit Code 253" not in (setup.logdir / f"{JOB}.log").read_text(errors="replace")
