@@ -58,12 +58,16 @@ public:
             const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) {
-                spdlog::error("cannot write job log {}: {}", path, std::strerror(errno));
+                // Once per path until a record gets through again (a full disk fails every record).
+                if (m_failed_paths.insert(path).second) {
+                    spdlog::error("cannot write job log {}: {}", path, n < 0 ? std::strerror(errno) : "short write");
+                }
                 break;
             }
             done += static_cast<std::size_t>(n);
         }
         ::close(fd);
+        if (done == text.size() && m_failed_paths.erase(path) > 0) spdlog::info("job log {} is writable again", path);
     }
 
 private:

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -64,12 +65,19 @@ public:
 
 private:
     bool read_int(const char* key, const Json& v, std::int64_t& out) {
+        if (v.is_number_unsigned()) {
+            if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) return fail(key, "is out of range");
+            out = static_cast<std::int64_t>(v.get<std::uint64_t>());
+            return true;
+        }
         if (v.is_number_integer()) {
             out = v.get<std::int64_t>();
             return true;
         }
         if (v.is_number_float()) {
             const double d = v.get<double>();
+            // Range check first: converting a double outside int64 is undefined (found by fuzz_wrapper_frame).
+            if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return fail(key, "is out of range");
             if (d == static_cast<double>(static_cast<std::int64_t>(d))) {
                 out = static_cast<std::int64_t>(d);
                 return true;

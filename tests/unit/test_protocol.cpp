@@ -66,6 +66,30 @@ TEST_CASE("parsed fields of the quoted frames") {
     CHECK(type_name(*err) == "error");
 }
 
+TEST_CASE("integers outside int64 are an error, not undefined behaviour (fuzz_wrapper_frame finding)") {
+    // tests/fuzz/regressions/fuzz_wrapper_frame/: a float far beyond int64 was cast to int64 (UBSan).
+    auto huge_float = parse_server_frame(
+        R"({"type":"nack","nack_type":"out_of_order","expected_seq":7.7e126,"received_seq":1,"timestamp":"t"})");
+    REQUIRE_FALSE(huge_float);
+    CHECK(huge_float.error().message == "nack: field 'expected_seq' is out of range");
+    auto huge_digits = parse_wrapper_frame(
+        R"({"type":"output","job_name":"j","job_instance":"i","machine":"m","data":"x","seq":77777777777777777777777777771})");
+    REQUIRE_FALSE(huge_digits);
+    CHECK(huge_digits.error().field == "seq");
+    auto above_int64 = parse_wrapper_frame(
+        R"({"type":"output","job_name":"j","job_instance":"i","machine":"m","data":"x","seq":9223372036854775808})");
+    REQUIRE_FALSE(above_int64);
+    CHECK(above_int64.error().message == "output: field 'seq' is out of range");
+    auto max = parse_wrapper_frame(
+        R"({"type":"output","job_name":"j","job_instance":"i","machine":"m","data":"x","seq":9223372036854775807})");
+    REQUIRE(max);
+    CHECK(std::get<Output>(*max).seq == INT64_MAX);
+    auto whole_float = parse_wrapper_frame(
+        R"({"type":"output","job_name":"j","job_instance":"i","machine":"m","data":"x","seq":3.0})");
+    REQUIRE(whole_float);
+    CHECK(std::get<Output>(*whole_float).seq == 3);
+}
+
 TEST_CASE("5.3 extensions: connect with proto/next_seq/token, ack with proto/last_seq") {
     Connect c{Envelope{"j", "j_1", "m", "2026-11-28T04:38:47.740437+00:00"}, 2, 7, std::string("abc")};
     const auto text = serialize(WrapperMessage{c});
