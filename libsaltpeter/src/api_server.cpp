@@ -109,6 +109,11 @@ std::string url_decode(std::string_view s) {
     return out;
 }
 
+// The original's timeline serial: the Unix time as a float.
+double unix_seconds_now() {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // Splits "/a/b?x=1&y=2" into decoded path segments and query parameters.
 struct Target {
     std::string path;
@@ -572,7 +577,14 @@ HttpReply ApiServer::Impl::route_get(const Target& t) {
     } else if (t.path == "/running") {
         r.body = ui::running_json(tracker.runs());
     } else if (t.path == "/timeline") {
-        r.body = "{}";
+        // ?start=&end= (ISO 8601 or now-1h), default the last day; the body is dict(timeline).
+        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+        auto start = ui::parse_timeline_bound((t.query.count("start") ? t.query.at("start") : std::string("now-1d")), now);
+        auto end = ui::parse_timeline_bound((t.query.count("end") ? t.query.at("end") : std::string("now")), now);
+        if (!start) return error_reply(400, start.error().message);
+        if (!end) return error_reply(400, end.error().message);
+        Json j = Json::parse(ui::timeline_frame(tracker.runs(), *start, *end, "http", unix_seconds_now()));
+        r.body = j["timeline"].dump(-1, ' ', true, Json::error_handler_t::replace);
     } else if (t.path == "/status") {
         Json j = Json::parse(ui::status_frame(tracker.runs(), tracker.job_status()));
         j.erase("type");
@@ -829,9 +841,17 @@ void ApiServer::Impl::on_message(Hdl hdl, const std::string& text) {
         break;
     }
     case Kind::get_timeline: {
-        // No search backend is queried here (PROTOCOL.md 4.3); the answer carries the request id.
-        Json tl{{"timeline", {{"content", Json::array()}, {"id", cmd.id}, {"serial", m_daemon.config_serial()}}}};
-        send(c, tl.dump());
+        // Served from the runs spd keeps (no search backend needed); a bad bound answers with
+        // the request id and no content, as the UI expects a reply.
+        const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+        auto start = ui::parse_timeline_bound(cmd.start_date.empty() ? "now-1d" : cmd.start_date, now);
+        auto end = ui::parse_timeline_bound(cmd.end_date.empty() ? "now" : cmd.end_date, now);
+        if (!start || !end) {
+            spdlog::warn("API /ws {}: getTimeline: {}", c->peer, (!start ? start.error() : end.error()).message);
+            send(c, ui::timeline_frame({}, now, now, cmd.id, unix_seconds_now()));
+            break;
+        }
+        send(c, ui::timeline_frame(m_daemon.tracker().runs(), *start, *end, cmd.id, unix_seconds_now()));
         break;
     }
     case Kind::push:

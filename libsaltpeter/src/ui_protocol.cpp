@@ -2,8 +2,11 @@
 // `type` comes first as in the original, and non-ASCII escaped as Python's json.dumps does.
 #include "saltpeter/ui_protocol.hpp"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
+#include "saltpeter/time_zone.hpp"
 #include "saltpeter/version.hpp"
 
 namespace saltpeter::ui {
@@ -294,6 +297,66 @@ std::string details_frame(const std::string& job, const std::string& group, cons
 }
 
 std::string timeline_frame() { return dump(Json{{"timeline", Json::object()}}); }
+
+Result<SysMicros> parse_timeline_bound(std::string_view text, SysMicros now) {
+    if (text.substr(0, 3) == "now") {
+        std::string_view rest = text.substr(3);
+        if (rest.empty()) return now;
+        if (rest.size() < 3 || (rest[0] != '-' && rest[0] != '+')) {
+            return Error{"timeline bound '" + std::string(text) + "': expected now, now-<n><s|m|h|d|w> or ISO 8601", "start_date"};
+        }
+        std::int64_t n = 0;
+        std::size_t i = 1;
+        for (; i < rest.size() && rest[i] >= '0' && rest[i] <= '9' && n < 100000000; ++i) n = n * 10 + (rest[i] - '0');
+        if (i == 1 || i + 1 != rest.size()) {
+            return Error{"timeline bound '" + std::string(text) + "': expected now, now-<n><s|m|h|d|w> or ISO 8601", "start_date"};
+        }
+        std::int64_t unit = 0;
+        switch (rest[i]) {
+            case 's': unit = 1; break;
+            case 'm': unit = 60; break;
+            case 'h': unit = 3600; break;
+            case 'd': unit = 86400; break;
+            case 'w': unit = 7 * 86400; break;
+            default:
+                return Error{"timeline bound '" + std::string(text) + "': unknown unit '" + std::string(1, rest[i]) +
+                                 "' (s, m, h, d, w)",
+                             "start_date"};
+        }
+        const auto delta = std::chrono::seconds(n * unit);
+        return rest[0] == '-' ? now - delta : now + delta;
+    }
+    auto t = parse_iso8601(text, TimeZone::utc());
+    if (!t) return Error{"timeline bound: " + t.error().message, "start_date"};
+    return std::chrono::time_point_cast<std::chrono::microseconds>(*t);
+}
+
+std::string timeline_frame(const std::map<std::string, RunRecord>& runs, SysMicros start, SysMicros end,
+                           const std::string& id, double serial) {
+    struct Entry {
+        SysMicros at;
+        Json json;
+    };
+    std::vector<Entry> entries;
+    auto add = [&](const RunRecord& run, SysMicros at, int code, const char* type) {
+        if (at < start || at > end) return;
+        entries.push_back({at, Json{{"cron", run.job},
+                                    {"timestamp", iso_datetime(at)},
+                                    {"ret_code", code},
+                                    {"msg_type", type},
+                                    {"job_instance", run.instance}}});
+    };
+    for (const auto& [instance, run] : runs) {
+        for (const auto& [machine, target] : run.targets) {
+            add(run, target.starttime, 0, "machine_start");
+            if (target.endtime && target.retcode) add(run, *target.endtime, *target.retcode, "machine_result");
+        }
+    }
+    std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.at < b.at; });
+    Json content = Json::array();
+    for (auto& e : entries) content.push_back(std::move(e.json));
+    return dump(Json{{"timeline", {{"content", std::move(content)}, {"id", id}, {"serial", serial}}}});
+}
 
 std::string error_json(std::string_view message) { return dump(Json{{"error", std::string(message)}}); }
 

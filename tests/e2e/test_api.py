@@ -276,6 +276,18 @@ async def ui_session(url, token):
         tick = [await recv() for _ in range(2)]
         assert [f.get("type") for f in tick] == ["status", "details"]
 
+        # getTimeline is answered from the runs spd keeps: the ticker's start and result.
+        await ws.send(json.dumps({"getTimeline": {"start_date": "now-1h", "end_date": "now", "id": "tl-1"}}))
+        timeline = None
+        while timeline is None:
+            f = await recv()
+            if "timeline" in f and f["timeline"].get("id") == "tl-1":
+                timeline = f["timeline"]
+        mine = [e for e in timeline["content"] if e["cron"] == "api_ticker"]
+        assert [e["msg_type"] for e in mine] == ["machine_start", "machine_result"]
+        assert mine[1]["ret_code"] == 0 and mine[0]["job_instance"] == mine[1]["job_instance"]
+        assert isinstance(timeline["serial"], float)
+
         await ws.send(json.dumps({"unsubscribe": ["api_ticker"]}))
         await ws.send(json.dumps({"subscribe": ["api_sleeper"]}))
         await ws.send(json.dumps({"run": "api_sleeper"}))

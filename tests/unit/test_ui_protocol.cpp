@@ -279,3 +279,40 @@ TEST_CASE("run_json: targets with retcode null while unknown, durations, output 
     CHECK(json::parse(ui::run_json(run, true))["targets"]["m2"]["output"] == "Target did not respond");
     CHECK(json::parse(ui::error_json("bad \"x\""))["error"] == "bad \"x\"");
 }
+
+TEST_CASE("timeline bounds: ISO 8601 with Z or offset, and now-relative date math") {
+    const SysMicros now = at(1764304800000000);  // 2025-11-28T04:40:00Z
+    CHECK(*ui::parse_timeline_bound("now", now) == now);
+    CHECK(*ui::parse_timeline_bound("now-1h", now) == at(1764304800000000 - 3600000000LL));
+    CHECK(*ui::parse_timeline_bound("now-30m", now) == at(1764304800000000 - 1800000000LL));
+    CHECK(*ui::parse_timeline_bound("now+2d", now) == at(1764304800000000 + 2LL * 86400000000LL));
+    CHECK(*ui::parse_timeline_bound("2025-11-28T04:30:00.000Z", now) == at(1764304200000000));
+    CHECK(*ui::parse_timeline_bound("2025-11-28T05:30:00+01:00", now) == at(1764304200000000));
+    auto bad_unit = ui::parse_timeline_bound("now-3y", now);
+    REQUIRE_FALSE(bad_unit);
+    CHECK(bad_unit.error().message.find("unknown unit 'y'") != std::string::npos);
+    CHECK_FALSE(ui::parse_timeline_bound("now-", now));
+    CHECK_FALSE(ui::parse_timeline_bound("yesterday", now));
+}
+
+TEST_CASE("timeline from kept runs: machine_start and machine_result in the window, sorted, untyped") {
+    std::map<std::string, RunRecord> runs{{"demo_1764300000", demo_run(false)}};
+    const json all = json::parse(ui::timeline_frame(runs, at(0), at(1764400000000000), "req-7", 12.5));
+    CHECK_FALSE(all.contains("type"));
+    CHECK(all["timeline"]["id"] == "req-7");
+    CHECK(all["timeline"]["serial"] == 12.5);
+    const json& content = all["timeline"]["content"];
+    REQUIRE(content.size() == 3);  // m1 start, m2 start, m2 result (m1 has not finished)
+    CHECK(content[0]["msg_type"] == "machine_start");
+    CHECK(content[0]["ret_code"] == 0);
+    CHECK(content[0]["timestamp"] == "2025-11-28T04:30:33.123456+00:00");
+    CHECK(content[0]["cron"] == "demo");
+    CHECK(content[0]["job_instance"] == "demo_1764300000");
+    CHECK(content[2]["msg_type"] == "machine_result");
+    CHECK(content[2]["ret_code"] == 255);
+    CHECK(content[2]["timestamp"] == "2025-11-28T04:30:40+00:00");
+    // A window after the starts holds only the result.
+    const json late = json::parse(ui::timeline_frame(runs, at(1764304235000000), at(1764400000000000), "x", 0));
+    REQUIRE(late["timeline"]["content"].size() == 1);
+    CHECK(late["timeline"]["content"][0]["msg_type"] == "machine_result");
+}

@@ -81,6 +81,17 @@ std::string details_frame(const std::string& job, const std::string& group, cons
 /// `{"timeline": {}}`: untyped, as the original sends it (no search backend is queried).
 std::string timeline_frame();
 
+/// A bound of a getTimeline request: ISO 8601 ("2026-11-28T04:00:00.000Z") or Elasticsearch date
+/// math relative to `now` ("now", "now-1h", "now-30m", "now-2d", "now-45s"). Error names the text.
+Result<SysMicros> parse_timeline_bound(std::string_view text, SysMicros now);
+
+/// The answer to getTimeline / GET /timeline from the runs spd keeps: one `machine_start` and
+/// (when finished) one `machine_result` entry per target whose time lies in [start, end],
+/// `{cron, timestamp, ret_code, msg_type, job_instance}` sorted by timestamp (PROTOCOL.md 4.3),
+/// wrapped as the untyped `{"timeline": {content, id, serial}}` frame.
+std::string timeline_frame(const std::map<std::string, RunRecord>& runs, SysMicros start, SysMicros end,
+                           const std::string& id, double serial);
+
 /// `{"error": message}`, the body of every failed HTTP request.
 std::string error_json(std::string_view message);
 
