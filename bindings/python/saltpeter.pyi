@@ -135,3 +135,26 @@ class CrontabImport:
 
 def import_crontab(text: str, *, targets: str, target_type: str = "glob", system: bool = False,
                    origin: str = "crontab") -> CrontabImport: ...
+
+class ApiClient:
+    """A client of a running spd's HTTP API (docs/api.md). Blocking calls; errors raise
+    ConnectionError (spd unreachable), PermissionError (401/403), LookupError (unknown job or
+    run), ValueError (bad request) or RuntimeError, naming the URL."""
+    def __init__(self, url: str = "http://127.0.0.1:8888", *, token: str = "", timeout: float = 10.0,
+                 ca_file: str = "") -> None: ...
+    def status(self) -> list[dict]:
+        """Every job with its schedule, next and last run, last result and running instances."""
+    def job(self, name: str) -> dict:
+        """One job as in status(); LookupError for an unknown job."""
+    def history(self, job: str, limit: int = 20) -> list[dict]:
+        """Past runs of `job`, newest first, with per-target exit codes."""
+    def run(self, instance: str) -> dict:
+        """One run by instance id."""
+    def run_now(self, job: str, *, force: bool = False) -> Optional[str]:
+        """Starts `job` now; the instance id, or None when spd queued it (global maintenance)."""
+    def kill(self, job: str, *, machine: Optional[str] = None, instance: Optional[str] = None) -> None:
+        """Asks spd to kill the running instance(s) of `job`; returns once spd accepted it."""
+    def logs(self, job: str, *, instance: Optional[str] = None, machine: Optional[str] = None) -> dict[str, str]:
+        """Output of the last (or the given) run of `job`: machine -> text."""
+    @property
+    def url(self) -> str: ...

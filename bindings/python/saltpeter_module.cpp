@@ -1,7 +1,7 @@
 // The `saltpeter` Python module: the pure parts of libsaltpeter (schedules, configuration,
-// exit codes, crontab import) for scripts and tests. Errors a user can cause raise ValueError
-// (or OSError for files) with the same message spctl prints; datetimes go in and out aware.
-// ApiClient (status, run_now, kill, logs) joins this module once the C++ ApiClient lands.
+// exit codes, crontab import) for scripts and tests, and ApiClient to drive a running spd.
+// Errors a user can cause raise ValueError (or OSError for files) with the same message spctl
+// prints; datetimes go in and out aware.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "saltpeter/api_client.hpp"
 #include "saltpeter/config.hpp"
 #include "saltpeter/cron_expression.hpp"
 #include "saltpeter/crontab_import.hpp"
@@ -141,6 +142,73 @@ py::dict fields_dict(const CronExpression::Fields& f) {
     d["mon"] = f.mon;
     d["dow"] = f.dow;
     d["year"] = f.year;
+    return d;
+}
+
+
+// ApiClient errors as Python's own exception types; the message names the URL and spd's text.
+[[noreturn]] void raise_api_error(const Error& e) {
+    PyObject* type = PyExc_RuntimeError;
+    if (e.field == "unreachable") type = PyExc_ConnectionError;
+    else if (e.field == "unauthorized" || e.field == "forbidden") type = PyExc_PermissionError;
+    else if (e.field == "not_found") type = PyExc_LookupError;
+    else if (e.field == "bad_request") type = PyExc_ValueError;
+    PyErr_SetString(type, e.message.c_str());
+    throw py::error_already_set();
+}
+
+template <typename T>
+T api_value(Result<T> r) {
+    if (!r) raise_api_error(r.error());
+    return std::move(*r);
+}
+
+py::object optional_str(const std::string& s) { return s.empty() ? py::object(py::none()) : py::object(py::str(s)); }
+
+py::dict target_dict(const TargetInfo& t) {
+    py::dict d;
+    d["machine"] = t.machine;
+    d["state"] = t.state;
+    d["retcode"] = t.retcode ? py::object(py::int_(*t.retcode)) : py::object(py::none());
+    d["starttime"] = optional_str(t.starttime);
+    d["endtime"] = optional_str(t.endtime);
+    d["duration"] = t.duration ? py::object(py::float_(*t.duration)) : py::object(py::none());
+    d["output_length"] = t.output_length;
+    d["notes"] = t.notes;
+    return d;
+}
+
+py::dict run_dict(const RunInfo& r) {
+    py::dict d;
+    d["instance"] = r.instance;
+    d["job"] = r.job;
+    d["trigger"] = r.trigger;
+    d["started"] = optional_str(r.started);
+    d["ended"] = optional_str(r.ended);
+    d["finished"] = r.finished;
+    d["success"] = r.success;
+    d["kill_requested"] = r.kill_requested;
+    py::list targets;
+    for (const auto& t : r.targets) targets.append(target_dict(t));
+    d["targets"] = targets;
+    return d;
+}
+
+py::dict job_dict(const JobInfo& j) {
+    py::dict d;
+    d["name"] = j.name;
+    d["group"] = j.group;
+    d["schedule"] = j.schedule;
+    d["timezone"] = j.timezone;
+    d["command"] = j.command;
+    d["targets"] = j.targets;
+    d["use_wrapper"] = j.use_wrapper;
+    d["next_run"] = optional_str(j.next_run);
+    d["last_run"] = optional_str(j.last_run);
+    d["last_success"] = j.last_success ? py::object(py::bool_(*j.last_success)) : py::object(py::none());
+    d["running"] = j.running;
+    d["targets_running"] = j.targets_running;
+    d["last_instance"] = optional_str(j.last_instance);
     return d;
 }
 
@@ -337,4 +405,82 @@ PYBIND11_MODULE(saltpeter, m) {
         py::arg("system") = false, py::arg("origin") = "crontab",
         "Converts crontab text as `spctl import-crontab` does; `system=True` reads the 6th field as\n"
         "the user (/etc/crontab).");
+
+    // ---- API client ----
+    py::class_<ApiClient>(m, "ApiClient",
+                          "A client of a running spd's HTTP API (docs/api.md). Blocking calls; errors raise\n"
+                          "ConnectionError (spd unreachable), PermissionError (401/403), LookupError (unknown\n"
+                          "job or run), ValueError (bad request) or RuntimeError, naming the URL.")
+        .def(py::init([](const std::string& url, const std::string& token, double timeout, const std::string& ca_file) {
+                 if (timeout <= 0) raise_value_error("timeout must be positive");
+                 ApiClientOptions o;
+                 o.url = url;
+                 o.token = token;
+                 o.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout * 1000));
+                 o.ca_file = ca_file;
+                 return std::make_unique<ApiClient>(o);
+             }),
+             py::arg("url") = "http://127.0.0.1:8888", py::kw_only(), py::arg("token") = "", py::arg("timeout") = 10.0,
+             py::arg("ca_file") = "")
+        .def(
+            "status", [](ApiClient& c) {
+                py::list out;
+                for (const auto& j : api_value(c.jobs())) out.append(job_dict(j));
+                return out;
+            },
+            "Every job with its schedule, next and last run, last result and running instances (list of dicts).")
+        .def(
+            "job", [](ApiClient& c, const std::string& name) { return job_dict(api_value(c.job(name))); },
+            py::arg("name"), "One job as in status(); LookupError for an unknown job.")
+        .def(
+            "history", [](ApiClient& c, const std::string& job, std::size_t limit) {
+                py::list out;
+                for (const auto& r : api_value(c.history(job, limit))) out.append(run_dict(r));
+                return out;
+            },
+            py::arg("job"), py::arg("limit") = 20, "Past runs of `job`, newest first, with per-target exit codes.")
+        .def(
+            "run", [](ApiClient& c, const std::string& instance) { return run_dict(api_value(c.run(instance))); },
+            py::arg("instance"), "One run by instance id.")
+        .def(
+            "run_now",
+            [](ApiClient& c, const std::string& job, bool force) -> py::object {
+                auto started = c.run_now(job, force);
+                if (!started && started.error().field == "queued") return py::none();
+                return py::str(api_value(std::move(started)));
+            },
+            py::arg("job"), py::kw_only(), py::arg("force") = false,
+            "Starts `job` now and returns the instance id; None when spd queued the request (global\n"
+            "maintenance). `force=True` starts a `forbid` job even while it runs.")
+        .def(
+            "kill",
+            [](ApiClient& c, const std::string& job, const std::optional<std::string>& machine,
+               const std::optional<std::string>& instance) {
+                auto done = c.kill(job, machine, instance);
+                if (!done) raise_api_error(done.error());
+            },
+            py::arg("job"), py::kw_only(), py::arg("machine") = py::none(), py::arg("instance") = py::none(),
+            "Asks spd to kill the running instance(s) of `job` (or one instance / machine); returns once\n"
+            "spd accepted it. RuntimeError when nothing runs.")
+        .def(
+            "logs",
+            [](ApiClient& c, const std::string& job, const std::optional<std::string>& instance,
+               const std::optional<std::string>& machine) {
+                std::string which = instance.value_or("");
+                if (which.empty()) {
+                    which = api_value(c.job(job)).last_instance;
+                    if (which.empty()) {
+                        PyErr_SetString(PyExc_LookupError, ("job '" + job + "' has no run to show").c_str());
+                        throw py::error_already_set();
+                    }
+                }
+                auto output = c.output(which, machine);
+                if (!output) raise_api_error(output.error());
+                py::dict out;
+                for (const auto& [name, text] : *output) out[py::str(name)] = py::str(text);
+                return out;
+            },
+            py::arg("job"), py::kw_only(), py::arg("instance") = py::none(), py::arg("machine") = py::none(),
+            "Output of the last (or the given) run of `job`: a dict machine -> text.")
+        .def_property_readonly("url", [](const ApiClient& c) { return c.options().url; }, "The API's base URL.");
 }
