@@ -214,6 +214,7 @@ public:
         tracker_options.startup_timeout = s.startup_timeout;
         tracker_options.timeout_grace = s.timeout_grace;
         tracker_options.kill_grace = s.kill_grace;
+        tracker_options.output_max_bytes = s.output_max_bytes;
         m_observers.add(&m_log_writer);
         if (m_options.echo_output) m_observers.add(&m_echo);
         m_metrics_observer = make_metrics_observer(m_metrics);

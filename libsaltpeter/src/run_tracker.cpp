@@ -53,6 +53,12 @@ struct RunTracker::Impl {
     boost::asio::steady_timer heartbeat_timer;
     std::optional<Clock::time_point> heartbeat_armed_for;
     std::map<TargetKey, std::unique_ptr<TargetTimers>> timers;
+    // Output past output_max_bytes: the newest part, held back until the target ends.
+    struct HeldTail {
+        std::string data;
+        std::uint64_t cut = 0;  ///< bytes dropped from its front so far
+    };
+    std::map<TargetKey, HeldTail> tails;
 };
 
 RunTracker::RunTracker(boost::asio::io_context& io, TrackerOptions options, RunObserver& observer)
@@ -181,6 +187,7 @@ void RunTracker::set_result(const std::string& instance, const std::string& mach
         verdict(*run, *target, code, output);
         return;
     }
+    flush_held_output(*run, *target);
     target->output += output;
     target->retcode = code;
     target->spd_verdict = false;
@@ -191,9 +198,58 @@ void RunTracker::append_output(const std::string& instance, const std::string& m
     RunRecord* run = nullptr;
     TargetResult* target = target_of({instance, machine}, &run);
     if (target == nullptr) return;
-    target->output += data;
-    target->output_bytes += data.size();
+    add_output(*run, *target, data);
     m_observer.on_output(*run, *target, data);
+}
+
+// The output in memory only grows (the UI and spctl follow it by position), so the cut keeps the
+// first output_max_bytes, then holds the newest part back and appends it when the target ends.
+// The held part is trimmed when it reaches twice its size: amortised O(1) per byte, and at most
+// 2 x output_max_bytes per target in memory however much the command prints.
+void RunTracker::add_output(const RunRecord& run, TargetResult& target, std::string_view data) {
+    target.output_bytes += data.size();
+    const std::uint64_t limit = m_options.output_max_bytes;
+    const TargetKey key{run.instance, target.machine};
+    auto held = m_impl->tails.find(key);
+    if (limit == 0 || (held == m_impl->tails.end() && target.output.size() + data.size() <= limit)) {
+        target.output.append(data);
+        return;
+    }
+    if (held == m_impl->tails.end()) {
+        std::size_t take = target.output.size() < limit ? static_cast<std::size_t>(limit) - target.output.size() : 0;
+        // Never split a UTF-8 sequence: back off to the start of the character.
+        while (take > 0 && take < data.size() && (static_cast<unsigned char>(data[take]) & 0xC0u) == 0x80u) --take;
+        target.output.append(data.substr(0, take));
+        target.output += "\n[... saltpeter: output_max_bytes (" + std::to_string(limit) +
+                         ") reached; the middle is cut and the end follows when this target finishes ...]\n";
+        data.remove_prefix(take);
+        held = m_impl->tails.emplace(key, Impl::HeldTail{}).first;
+    }
+    auto& tail = held->second;
+    tail.data.append(data);
+    const std::size_t keep = static_cast<std::size_t>(limit / 2);
+    if (tail.data.size() > 2 * keep) {
+        const std::size_t drop = tail.data.size() - keep;
+        tail.data.erase(0, drop);
+        tail.cut += drop;
+    }
+}
+
+void RunTracker::flush_held_output(const RunRecord& run, TargetResult& target) {
+    auto held = m_impl->tails.find(TargetKey{run.instance, target.machine});
+    if (held == m_impl->tails.end()) return;
+    auto& tail = held->second;
+    const std::size_t keep = static_cast<std::size_t>(m_options.output_max_bytes / 2);
+    std::size_t start = tail.data.size() > keep ? tail.data.size() - keep : 0;
+    while (start < tail.data.size() && (static_cast<unsigned char>(tail.data[start]) & 0xC0u) == 0x80u) ++start;
+    const std::uint64_t cut = tail.cut + start;
+    if (cut > 0) {
+        target.output += "[... " + std::to_string(cut) + " bytes cut by saltpeter (output_max_bytes) ...]\n";
+        target.notes.push_back(std::to_string(cut) + " bytes of output cut (output_max_bytes " +
+                               std::to_string(m_options.output_max_bytes) + ")");
+    }
+    target.output.append(tail.data, start, std::string::npos);
+    m_impl->tails.erase(held);
 }
 
 void RunTracker::launching_done(const std::string& instance) {
@@ -212,6 +268,7 @@ void RunTracker::verdict(RunRecord& run, TargetResult& target, int code, const s
         it->second->verdict_note = note;
         it->second->verdict_at = Clock::now();
     }
+    flush_held_output(run, target);
     target.output += note;
     target.retcode = code;
     target.spd_verdict = true;
@@ -221,6 +278,7 @@ void RunTracker::verdict(RunRecord& run, TargetResult& target, int code, const s
 
 void RunTracker::finish_target(RunRecord& run, TargetResult& target) {
     const TargetKey key{run.instance, target.machine};
+    flush_held_output(run, target);
     target.state = TargetState::finished;
     target.endtime = wall_now();
     m_impl->monitor.forget(monitor_key(key));
@@ -280,6 +338,7 @@ void RunTracker::evict_old_runs(const std::string& job) {
             const TargetKey key{instance, machine};
             if (m_hub != nullptr) m_hub->forget(key);
             m_impl->timers.erase(key);
+            m_impl->tails.erase(key);
         }
         m_runs.erase(instance);
         m_specs.erase(instance);
@@ -361,8 +420,7 @@ void RunTracker::on_output(const TargetKey& key, const protocol::Output& output,
     RunRecord* run = nullptr;
     TargetResult* target = target_of(key, &run);
     if (target != nullptr) {
-        target->output += output.data;
-        target->output_bytes += output.data.size();
+        add_output(*run, *target, output.data);
         m_observer.on_output(*run, *target, output.data);
     }
     stored();

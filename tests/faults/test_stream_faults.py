@@ -23,7 +23,8 @@ def run_stream_through(setup, proxy_factory, megabytes, exit_code, heartbeat_tim
     write_generator(gen, megabytes, exit_code, printed)
     setup.write_config(stream_job(JOB, f"/usr/bin/python3 {gen}",
                                   f"    SP_WEBSOCKET_URL: ws://127.0.0.1:{proxy.port}\n"),
-                       settings=f"machines_ws_port: {port}\nheartbeat_timeout: {heartbeat_timeout}\n")
+                       settings=f"machines_ws_port: {port}\nheartbeat_timeout: {heartbeat_timeout}\n"
+                                f"output_max_bytes: 0\n")  # keep all: the log must be byte-identical
     spd = SpdRun(setup, ["--run-once", JOB])
     try:
         rc = spd.wait(timeout)

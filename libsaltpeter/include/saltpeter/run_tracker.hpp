@@ -6,11 +6,13 @@
 // replaced by real data if the wrapper reports later (PROTOCOL.md 5.2). One io thread.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -26,6 +28,11 @@ struct TrackerOptions {
     std::chrono::milliseconds kill_grace{30000};
     std::chrono::milliseconds kill_resend{1000};
     std::size_t finished_runs_kept = 20;  ///< per job, in memory
+    /// Output kept in memory per target (saltpeter_config output_max_bytes; 0 = no limit). Beyond
+    /// it the output is cut in the middle: the first output_max_bytes stay, a notice says so, and
+    /// the last output_max_bytes/2 follow when the target ends with a marker naming the bytes cut.
+    /// Observers still see every byte as it arrives.
+    std::uint64_t output_max_bytes = 16u * 1024u * 1024u;
 };
 
 /// What an executor says about a run it opens.
@@ -93,6 +100,8 @@ private:
     RunRecord* run_of(const std::string& instance);
     TargetResult* target_of(const TargetKey& key, RunRecord** run = nullptr);
     void verdict(RunRecord& run, TargetResult& target, int code, const std::string& note);
+    void add_output(const RunRecord& run, TargetResult& target, std::string_view data);
+    void flush_held_output(const RunRecord& run, TargetResult& target);
     void finish_target(RunRecord& run, TargetResult& target);
     void recover(RunRecord& run, TargetResult& target);
     void maybe_finish_run(RunRecord& run);
