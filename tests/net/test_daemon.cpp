@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "saltpeter/daemon.hpp"
+#include "test_files.hpp"
 #include "watchdog.hpp"
 
 using namespace saltpeter;
@@ -22,33 +23,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    TempDir() {
-        char tmpl[] = "/tmp/sp-daemon-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
+struct TempDir : sp_test::TempDir {
+    TempDir() : sp_test::TempDir("sp-daemon") {}
 };
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-bool pid_alive(pid_t pid) {
-    if (kill(pid, 0) != 0) return false;
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = all.rfind(") ");
-    return close == std::string::npos || all[close + 2] != 'Z';
-}
+using sp_test::read_file;
+using sp_test::pid_alive;
 
 // A config dir with one job and fast timers; the daemon runs only what run_now() starts.
 struct Fixture {

@@ -19,6 +19,7 @@
 #include "saltpeter/daemon.hpp"
 #include "saltpeter/dispatch_policy.hpp"
 #include "saltpeter/exit_code_mapper.hpp"
+#include "test_files.hpp"
 #include "watchdog.hpp"
 
 using namespace saltpeter;
@@ -27,26 +28,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    TempDir() {
-        char tmpl[] = "/tmp/sp-policies-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
+struct TempDir : sp_test::TempDir {
+    TempDir() : sp_test::TempDir("sp-policies") {}
 };
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
+using sp_test::read_file;
 std::string iso_in(std::chrono::seconds from_now) {
     const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + from_now);
     std::tm tm{};

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "saltpeter/salt_transport.hpp"
+#include "test_files.hpp"
 #include "watchdog.hpp"
 
 using namespace std::chrono_literals;
@@ -25,33 +26,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-    TempDir() {
-        char tmpl[] = "/tmp/sp-async-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    fs::path path;
+struct TempDir : sp_test::TempDir {
+    TempDir() : sp_test::TempDir("sp-async") {}
 };
 
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-bool pid_alive(pid_t pid) {
-    if (kill(pid, 0) != 0) return false;
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    const auto close = all.rfind(") ");
-    return close == std::string::npos || all[close + 2] != 'Z';
-}
+using sp_test::read_file;
+using sp_test::pid_alive;
 
 // Every pid written (one per line) to `file` by the commands, and whether any is alive.
 int alive_pids(const fs::path& file, int* count = nullptr) {
