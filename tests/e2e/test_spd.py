@@ -82,7 +82,9 @@ def once_soon(seconds_ahead=2):
 
 def test_stopped_wrapper_is_253_after_the_heartbeat_timeout_then_recovers(setup):
     pidfile = setup.scratch / "wrapper.pid"
-    setup.write_config(job("frozen", f"echo $PPID > {pidfile}; sleep 22; echo done").replace("'@yearly'", f"'{once_soon()}'"))
+    # The 2 s before the pid is written let the wrapper connect and send `start` even on a loaded
+    # machine: stopped before that, it would meet the startup window (254), not the heartbeat timeout.
+    setup.write_config(job("frozen", f"sleep 2; echo $PPID > {pidfile}; sleep 22; echo done").replace("'@yearly'", f"'{once_soon()}'"))
     spd = setup.start_spd()
     wrapper_pid = int(setup.wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 15, "the wrapper pid"))
     os.kill(wrapper_pid, signal.SIGSTOP)
