@@ -5,14 +5,15 @@ import random
 import threading
 
 
-class CuttingProxy:
-    def __init__(self, target_port: int, seed: int, min_bytes: int, max_bytes: int, cuts: int):
+class LoopbackProxy:
+    """The shared part of the test proxies: an asyncio server on 127.0.0.1 (ephemeral port) run by
+    its own thread; subclasses implement `_handle(client_reader, client_writer)`."""
+
+    def __init__(self, target_port: int, seed: int, min_bytes: int, max_bytes: int):
         self.target_port = target_port
         self.random = random.Random(seed)
         self.min_bytes = min_bytes
         self.max_bytes = max_bytes
-        self.cuts_left = cuts
-        self.cuts_done = 0
         self.port = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -33,6 +34,13 @@ class CuttingProxy:
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+
+
+class CuttingProxy(LoopbackProxy):
+    def __init__(self, target_port: int, seed: int, min_bytes: int, max_bytes: int, cuts: int):
+        super().__init__(target_port, seed, min_bytes, max_bytes)
+        self.cuts_left = cuts
+        self.cuts_done = 0
 
     async def _handle(self, client_reader, client_writer):
         try:

@@ -2,45 +2,22 @@
 forwarding in both directions for `stall_seconds`, keeping the connection open (a congested or
 half-dead network path), `stalls` times in all."""
 import asyncio
-import random
-import threading
 import time
 
+from cutting_proxy import LoopbackProxy  # tests/e2e, on the path of the fault tests
 
-class StallingProxy:
+
+class StallingProxy(LoopbackProxy):
     def __init__(self, target_port: int, seed: int, min_bytes: int, max_bytes: int, stalls: int,
                  stall_seconds: float):
-        self.target_port = target_port
-        self.random = random.Random(seed)
-        self.min_bytes = min_bytes
-        self.max_bytes = max_bytes
+        super().__init__(target_port, seed, min_bytes, max_bytes)
         self.stalls_left = stalls
         self.stall_seconds = stall_seconds
         self.stalls_done = 0
         self.stalled_seconds = 0.0
         self.connections = 0
-        self.port = None
         self._budget = self.random.randint(min_bytes, max_bytes)
         self._resume_at = 0.0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self):
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self):
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _hold(self):
         now = time.monotonic()
