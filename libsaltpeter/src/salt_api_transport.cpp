@@ -458,7 +458,6 @@ public:
         job->done = std::move(done);
         job->pending.insert(request.minions.begin(), request.minions.end());
         job->follow_for = request.follow_for;
-        job->started = std::chrono::steady_clock::now();
         job->timer = std::make_shared<net::steady_timer>(m_core->io());
         (*m_followed)[id] = job;
         if (job->pending.empty()) {
@@ -548,7 +547,6 @@ private:
         std::function<void()> done;
         std::set<std::string> pending;
         std::chrono::seconds follow_for{0};
-        std::chrono::steady_clock::time_point started;
         std::shared_ptr<net::steady_timer> timer;
         std::shared_ptr<net::steady_timer> give_up_timer;
         std::vector<std::pair<std::vector<std::string>, std::chrono::seconds>> pending_terminations;

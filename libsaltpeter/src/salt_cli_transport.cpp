@@ -165,7 +165,6 @@ public:
         job->asynchronous = true;
         for (const auto& m : request.minions) job->pending.insert(m);
         job->follow_for = request.follow_for;
-        job->started = std::chrono::steady_clock::now();
         m_jobs[id] = job;
         if (job->pending.empty()) {
             finish_async(id, job);
@@ -250,7 +249,6 @@ private:
         std::set<std::string> pending;     ///< minions not reported yet
         std::set<std::string> terminated;  ///< kill_job sent: they will never return
         std::chrono::seconds follow_for{0};
-        std::chrono::steady_clock::time_point started;
         std::unique_ptr<boost::asio::steady_timer> follow_timer;
         std::unique_ptr<boost::asio::steady_timer> give_up_timer;
         std::string last_error;            ///< of the latest failed list_job, for the give-up text
