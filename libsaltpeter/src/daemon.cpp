@@ -202,6 +202,22 @@ public:
         if (ec) return Error{"cannot create logdir " + s.logdir + ": " + ec.message(), "logdir"};
         m_log_writer.set_dir(s.logdir);
 
+        // The store comes before anything that could start a run: without it spd refuses to run
+        // rather than lose history (a corrupt or unwritable state_db is a start-up error).
+        RunStoreOptions store_options;
+        store_options.history_max_runs = s.history_max_runs;
+        store_options.history_max_days = s.history_max_days;
+        store_options.output_max_bytes = s.output_max_bytes;
+        if (m_options.memory_store) {
+            m_store = make_memory_run_store(m_io, store_options);
+        } else {
+            const std::string db_path = s.state_db.empty() ? s.logdir + "/state.db" : s.state_db;
+            auto store = make_sqlite_run_store(m_io, db_path, store_options);
+            if (!store) return store.error();
+            m_store = std::move(*store);
+            spdlog::info("state database {}", db_path);
+        }
+
         const std::string secret_path = s.wrapper_secret_file.empty() ? s.logdir + "/wrapper.secret" : s.wrapper_secret_file;
         auto secret = load_or_create_secret(secret_path);
         if (!secret) return secret.error();
@@ -365,6 +381,7 @@ public:
     std::size_t queued_run_now() const { return m_dispatcher ? m_dispatcher->queued() : 0; }
 
     std::uint16_t port() const noexcept { return m_port; }
+    RunStore* store() const noexcept { return m_store.get(); }
     const RunTracker& tracker() const { return *m_tracker; }
 
     bool kill_run(const std::string& instance, const std::optional<std::string>& machine) {
@@ -613,6 +630,7 @@ private:
     std::unique_ptr<RunObserver> m_metrics_observer;
     Scheduler m_scheduler;
     std::unique_ptr<SaltTransport> m_transport;
+    std::unique_ptr<RunStore> m_store;  // destroyed after the tracker, hub and API that write to it
     std::unique_ptr<RunTracker> m_tracker;
     std::unique_ptr<MachineHub> m_hub;
     std::unique_ptr<Executor> m_wrapper_executor;
@@ -654,6 +672,7 @@ void Daemon::add_observer(std::shared_ptr<RunObserver> observer) {
 HubStats Daemon::hub_stats() const { return m_impl->hub_stats(); }
 Metrics& Daemon::metrics() { return m_impl->m_metrics; }
 std::uint16_t Daemon::api_port() const noexcept { return m_impl->m_api_port; }
+RunStore* Daemon::store() const noexcept { return m_impl->store(); }
 void Daemon::set_on_run_finished(std::function<void(const RunRecord&)> callback) {
     m_impl->m_on_finished = std::move(callback);
 }

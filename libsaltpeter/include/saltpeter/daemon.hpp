@@ -16,6 +16,7 @@
 #include "saltpeter/config.hpp"
 #include "saltpeter/machine_hub.hpp"
 #include "saltpeter/metrics.hpp"
+#include "saltpeter/run_store.hpp"
 #include "saltpeter/run_tracker.hpp"
 #include "saltpeter/salt_transport.hpp"
 
@@ -30,6 +31,9 @@ struct DaemonOptions {
     bool schedule = true;             ///< false: only run_now() starts runs (spd --run-once)
     bool echo_output = false;         ///< print each target's output to stdout as "machine | line"
     bool watch_config = true;         ///< reload on changes in config_dir (inotify, debounced 300 ms)
+    /// Keep runs in memory instead of the SQLite state_db (tests, benchmarks, embedding programs
+    /// that do not want a file). A restart then loses history and in-flight runs.
+    bool memory_store = false;
 };
 
 class Daemon {
@@ -80,6 +84,8 @@ public:
     Metrics& metrics();
     /// The bound API port (api_ws: true), 0 when the API is off.
     std::uint16_t api_port() const noexcept;
+    /// The durable store of runs, output, decisions and fire times (null before start()).
+    RunStore* store() const noexcept;
 
 private:
     class Impl;
