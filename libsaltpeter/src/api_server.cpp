@@ -561,6 +561,13 @@ std::string ApiServer::Impl::metrics_text() {
     m.describe("saltpeter_api_http_requests_total", "counter", "HTTP requests served by the API");
     m.set("saltpeter_api_http_requests_total", {}, static_cast<double>(m_http_requests));
     m.describe("saltpeter_scheduler_lag_seconds", "histogram", "Delay between a scheduled fire time and the firing");
+    m.describe("saltpeter_store_write_errors_total", "counter",
+               "State database writes that failed (each is retried; nothing unstored is acknowledged)");
+    m.set("saltpeter_store_write_errors_total", {}, static_cast<double>(m_daemon.tracker().store_write_errors()));
+    if (const RunStore* store = m_daemon.store()) {
+        m.describe("saltpeter_store_queued_bytes", "gauge", "Output bytes waiting to be committed to the state database");
+        m.set("saltpeter_store_queued_bytes", {}, static_cast<double>(store->queued_bytes()));
+    }
     m.describe("saltpeter_jobs", "gauge", "Jobs in the configuration");
     m.set("saltpeter_jobs", {}, static_cast<double>(m_daemon.config().jobs.size()));
     return m.render();

@@ -104,6 +104,27 @@ private:
     std::map<std::string, std::string> m_pending;
 };
 
+// Keeps the scheduler decisions that did not start a run (overlap, maintenance) in the store, so
+// that history shows why a fire time has no run. Misfires come through the FireTimeStore.
+class DecisionRecorder final : public RunObserver {
+public:
+    void set_store(RunStore* store) { m_store = store; }
+    void on_log(const std::string& job, const LogRecord& record) override {
+        if (m_store == nullptr) return;
+        if (record.type != LogRecordType::overlap && record.type != LogRecordType::maintenance) return;
+        if (record.type == LogRecordType::maintenance && !record.machine.empty()) return;  // one target only
+        SchedulerDecision d;
+        d.job = job;
+        d.kind = record.type == LogRecordType::overlap ? DecisionKind::skipped_overlap : DecisionKind::skipped_maintenance;
+        d.at = record.time;
+        d.detail = record.out.empty() ? record.instance + " still running" : record.out;
+        m_store->record_decision(d);
+    }
+
+private:
+    RunStore* m_store = nullptr;
+};
+
 // Fans every event out to the daemon's observers (log files, output echo).
 class ObserverList final : public RunObserver {
 public:
@@ -236,7 +257,10 @@ public:
         m_metrics_observer = make_metrics_observer(m_metrics);
         m_observers.add(m_metrics_observer.get());
         m_tracker = std::make_unique<RunTracker>(m_io, tracker_options, m_observers);
+        m_tracker->set_store(m_store.get());
         m_tracker->set_on_run_finished([this](const RunRecord& run) { on_run_finished(run); });
+        m_decisions.set_store(m_store.get());
+        m_observers.add(&m_decisions);
 
         HubOptions hub_options;
         hub_options.bind_address = s.machines_ws_bind_addr;
@@ -252,6 +276,9 @@ public:
         m_tracker->set_hub(m_hub.get());
         spdlog::info("machines WebSocket listening on {}:{} (wrapper_auth {})", s.machines_ws_bind_addr, m_port,
                      s.wrapper_auth);
+        auto recovered = recover_runs();
+        if (!recovered) return recovered.error();
+        prune_history();
 
         m_context.secret = *secret;
         apply_settings();
@@ -264,8 +291,9 @@ public:
         m_observers.add(m_dispatcher.get());
         if (m_options.schedule) {
             std::string warning;
-            m_fire_times = make_file_fire_time_store(s.logdir + "/schedule-state.json", &warning);
+            m_fire_times = make_run_store_fire_times(*m_store, &warning);
             if (!warning.empty()) spdlog::warn("{}", warning);
+            import_fire_times(s.logdir + "/schedule-state.json");
             catch_up_missed();
             schedule_jobs();
         }
@@ -357,6 +385,7 @@ public:
         m_scheduler.stop();
         for (auto& timer : m_splay_timers) timer.cancel();
         if (m_dispatcher) m_dispatcher->stop();
+        m_prune_timer.cancel();
         flush_fire_times();
         if (m_transport) m_transport->stop();
         if (m_hub) m_hub->stop();
@@ -606,9 +635,73 @@ private:
                      list, changed.size() == 1 ? "this change will only" : "these changes will only");
     }
 
+    // Runs the store holds as unfinished were in flight when spd stopped or died: re-open them so
+    // that their wrappers are re-adopted (or end with 253 when they do not come back).
+    Status recover_runs() {
+        auto unfinished = m_store->unfinished_runs();
+        if (!unfinished) return unfinished.error();
+        for (const StoredRun& run : *unfinished) {
+            RunSpec spec;
+            spec.instance = run.instance;
+            spec.job = run.job;
+            spec.group = run.group;
+            spec.trigger = run.trigger;
+            spec.scheduled = run.scheduled;
+            spec.heartbeat_timeout = m_config.settings.heartbeat_timeout;
+            spec.timeout = std::chrono::seconds{0};
+            if (const Job* job = m_config.find(run.job)) {
+                spec.timeout = job->timeout;
+                spec.heartbeat_timeout = job->heartbeat_timeout.value_or(m_config.settings.heartbeat_timeout);
+            }
+            m_tracker->restore(run, spec);
+        }
+        if (!unfinished->empty()) spdlog::warn("{} run(s) were in flight when spd stopped; re-opened", unfinished->size());
+        return Ok{};
+    }
+
+    // history_max_runs / history_max_days, applied at start and every hour by the store's writer.
+    void prune_history() {
+        if (m_stopped) return;
+        m_store->prune(std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now()),
+                       [](const Status& st) {
+                           if (!st) spdlog::error("pruning the run history failed: {}", st.error().message);
+                       });
+        m_prune_timer.expires_after(std::chrono::hours(1));
+        m_prune_timer.async_wait([this](const boost::system::error_code& ec) {
+            if (!ec) prune_history();
+        });
+    }
+
+    // The JSON state file of earlier versions: its fire times seed an empty store once.
+    void import_fire_times(const std::string& path) {
+        std::error_code ec;
+        if (!fs::exists(path, ec)) return;
+        bool empty = true;
+        for (const Job& job : m_config.jobs) empty = empty && !m_fire_times->last_fire(job.name);
+        if (!empty) return;
+        std::string warning;
+        auto old = make_file_fire_time_store(path, &warning);
+        if (!warning.empty()) spdlog::warn("{}", warning);
+        std::size_t n = 0;
+        for (const Job& job : m_config.jobs) {
+            if (auto last = old->last_fire(job.name)) {
+                m_fire_times->record_fire(job.name, *last);
+                ++n;
+            }
+        }
+        spdlog::info("imported {} last fire time(s) from {} into the state database; the file is no longer used", n,
+                     path);
+    }
+
     void on_run_finished(const RunRecord& run) {
         m_tracker->status_of(run.job).next_run = m_scheduler.next_run(run.job);
-        if (m_on_finished) m_on_finished(run);
+        if (!m_on_finished) return;
+        // Once the result is committed, and so the wrappers have their acks (spd --run-once exits
+        // from here: earlier, its wrapper would lose the ack and retry against a stopped spd).
+        m_store->flush([this, alive = std::weak_ptr<char>(m_alive), instance = run.instance](const Status&) {
+            if (alive.expired() || !m_on_finished) return;
+            if (const RunRecord* finished = m_tracker->find(instance)) m_on_finished(*finished);
+        });
     }
 
 public:
@@ -639,6 +732,9 @@ private:
     std::unique_ptr<ConfigWatcher> m_watcher;
     std::unique_ptr<FireTimeStore> m_fire_times;
     std::list<boost::asio::steady_timer> m_splay_timers;
+    boost::asio::steady_timer m_prune_timer{m_io};
+    std::shared_ptr<char> m_alive = std::make_shared<char>(0);  // for store completions that outlive us
+    DecisionRecorder m_decisions;
     bool m_flush_pending = false;
     std::unique_ptr<ApiServer> m_api;
     LaunchContext m_context;

@@ -240,7 +240,7 @@ private:
         std::string id = job + "_" + std::to_string(secs);
         // Two runs in one second (run-now next to a firing) still get distinct ids.
         auto taken = [&](const std::string& candidate) {
-            if (m_tracker.find(candidate) != nullptr) return true;
+            if (m_tracker.instance_taken(candidate)) return true;  // also runs of an earlier spd
             for (const auto& [name, pending] : m_replacing) {
                 if (pending.second.instance == candidate) return true;
             }
@@ -447,7 +447,7 @@ private:
         const std::string base = d.spec.instance + (d.batches.size() > 1 ? "_b" + std::to_string(d.next) : std::string()) +
                                  "_retry" + std::to_string(d.attempt);
         spec.instance = base;
-        for (int n = 2; m_tracker.find(spec.instance) != nullptr; ++n) spec.instance = base + "_" + std::to_string(n);
+        for (int n = 2; m_tracker.instance_taken(spec.instance); ++n) spec.instance = base + "_" + std::to_string(n);
         m_tracker.open(spec);
         m_attempt_of[spec.instance] = d.spec.instance;
         d.attempt_instance = spec.instance;

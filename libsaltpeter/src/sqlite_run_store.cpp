@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <boost/asio/post.hpp>
@@ -260,6 +261,7 @@ public:
         std::function<Status()> apply;  ///< runs on the writer thread inside the batch transaction
         Completion done;
         std::uint64_t gate_bytes = 0;
+        std::string target = {};  ///< instance + '\n' + machine for target writes (see clear_target_error)
     };
 
     SqliteRunStore(boost::asio::io_context& io, std::string path, const RunStoreOptions& options, DbPtr writer,
@@ -302,7 +304,8 @@ public:
     }
 
     void put_target(const StoredTarget& target, Completion done) override {
-        enqueue({"put_target", [this, target] { return apply_put_target(target); }, std::move(done)});
+        enqueue({"put_target", [this, target] { return apply_put_target(target); }, std::move(done), 0,
+                 target.instance + '\n' + target.machine});
     }
 
     bool try_append_output(const std::string& instance, const std::string& machine, std::optional<std::int64_t> seq,
@@ -313,8 +316,17 @@ public:
                  [this, instance, machine, seq, data = std::move(data)] {
                      return apply_append(instance, machine, seq, data);
                  },
-                 std::move(done), n});
+                 std::move(done), n, instance + '\n' + machine});
         return true;
+    }
+
+    void clear_target_error(const std::string& instance, const std::string& machine, Completion done) override {
+        enqueue({"clear_target_error",
+                 [this, key = instance + '\n' + machine]() -> Status {
+                     m_failed_targets.erase(key);  // writer thread only
+                     return Ok{};
+                 },
+                 std::move(done)});
     }
 
     void when_writable(std::function<void()> ready) override { m_gate->when_writable(std::move(ready)); }
@@ -567,7 +579,16 @@ private:
         try {
             m_w.begin.run();
             try {
-                for (auto& op : batch) statuses.push_back(op.apply());
+                for (auto& op : batch) {
+                    if (!op.target.empty() && m_failed_targets.count(op.target) != 0) {
+                        statuses.push_back(Error{"state database " + m_path + ": " + op.what +
+                                                     " refused: an earlier write for this target failed",
+                                                 "state_db"});
+                        continue;
+                    }
+                    statuses.push_back(op.apply());
+                    if (!statuses.back() && !op.target.empty()) m_failed_targets.insert(op.target);
+                }
                 m_w.commit.run();
             } catch (const DbError&) {
                 if (!sqlite3_get_autocommit(m_writer.get())) {
@@ -581,13 +602,21 @@ private:
         } catch (const DbError& e) {
             const Error error{"state database " + m_path + ": write failed: " + e.message, "state_db"};
             statuses.assign(batch.size(), Status(error));
+            fail_targets(batch);
         } catch (const std::exception& e) {
             // A bug (bad_alloc, a json throw): still fail the batch instead of killing spd.
             if (!sqlite3_get_autocommit(m_writer.get())) sqlite3_exec(m_writer.get(), "ROLLBACK", nullptr, nullptr, nullptr);
             const Error error{"state database " + m_path + ": write failed: " + e.what(), "state_db"};
             statuses.assign(batch.size(), Status(error));
+            fail_targets(batch);
         }
         return statuses;
+    }
+
+    void fail_targets(const std::vector<Op>& batch) {
+        for (const auto& op : batch) {
+            if (!op.target.empty()) m_failed_targets.insert(op.target);
+        }
     }
 
     Status apply_put_run(const StoredRun& run) {
@@ -783,6 +812,7 @@ private:
     std::condition_variable m_cv;
     std::deque<Op> m_queue;
     bool m_stop = false;
+    std::set<std::string> m_failed_targets;  ///< writer thread only: targets whose writes are refused
     std::thread m_thread;
 };
 
@@ -841,7 +871,10 @@ Status configure_writer(sqlite3* db, const std::string& path, bool sync_full) {
                          "state_db"};
         }
     } catch (const DbError& e) {
-        return Error{"state database " + path + ": " + e.message + " (corrupt, or not an SQLite file?)", "state_db"};
+        const bool full = e.message.find("disk is full") != std::string::npos;
+        return Error{"state database " + path + ": " + e.message +
+                         (full ? " (no space left on its disk)" : " (corrupt, or not an SQLite file?)"),
+                     "state_db"};
     }
     try {
         Stmt check(db, "PRAGMA quick_check");

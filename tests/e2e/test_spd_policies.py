@@ -1,11 +1,19 @@
 """Job policies and hot reload through the real spd (issue 6): inotify reload (changed schedule,
 broken file, removed job, restart-only keys) and the misfire policy across an spd restart."""
 import datetime
-import json
+import sqlite3
 import re
 import signal
 import time
 
+
+
+def query(db_path, sql):
+    db = sqlite3.connect(str(db_path))
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
 
 
 def stop(spd):
@@ -81,10 +89,11 @@ def test_misfire_across_a_restart_run_once_catches_up_once_and_skip_does_not(set
         """
     setup.write_config(jobs)
     spd = setup.start_spd()
-    state = setup.logdir / "schedule-state.json"
-    setup.wait_for(lambda: state.exists(), 10, "the schedule state file")
+    state = setup.logdir / "state.db"
+    setup.wait_for(lambda: state.exists(), 10, "the state database")
+    time.sleep(1)
     stop(spd)
-    assert json.loads(state.read_text())["jobs"]["catchup"]["last_fire"] > 0
+    assert dict(query(state, "SELECT job, fire FROM last_fire"))["catchup"] > 0
     # spd is down across the fire time.
     while utc_now() <= fire + datetime.timedelta(seconds=1):
         time.sleep(0.2)
@@ -100,8 +109,9 @@ def test_misfire_across_a_restart_run_once_catches_up_once_and_skip_does_not(set
     assert "misfire: run_once, one catch-up run (within misfire_grace 600 s)" in err
     assert "dropper: spd was down: 1 fire time(s) missed" in err
     assert "misfire: skip, no catch-up run" in err
-    saved = json.loads(state.read_text())["jobs"]
-    assert saved["catchup"]["last_misfire"]["missed"] == 1
-    assert "no catch-up run" in saved["dropper"]["last_misfire"]["decision"]
-    assert saved["dropper"]["last_fire"] == int(fire.timestamp())
+    # The decisions and fire times are in the state database (0600).
+    decisions = dict(query(state, "SELECT job, detail FROM decisions WHERE kind = 'misfire'"))
+    assert "(1 fire time(s) missed)" in decisions["catchup"]
+    assert "no catch-up run" in decisions["dropper"]
+    assert dict(query(state, "SELECT job, fire FROM last_fire"))["dropper"] == int(fire.timestamp())
     assert (state.stat().st_mode & 0o777) == 0o600

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "saltpeter/daemon.hpp"
+#include "saltpeter/run_store.hpp"
 #include "saltpeter/dispatch_policy.hpp"
 #include "saltpeter/exit_code_mapper.hpp"
 #include "test_files.hpp"
@@ -664,14 +665,30 @@ TEST_CASE("misfire across a restart: run_once starts one catch-up run, skip reco
     CHECK(run.scheduled == latest);
     f.run_until([] { return false; }, 1s);
     CHECK(f.finished.size() == 1);  // one catch-up run, not three; nothing for dropper
-    const std::string state = read_file(f.dir.path / "log" / "schedule-state.json");
-    CHECK(state.find("4 fire time(s) missed") == std::string::npos);
-    CHECK(state.find("3 fire time(s) missed") != std::string::npos);
-    CHECK(state.find("misfire: skip, no catch-up run") != std::string::npos);
-    CHECK(state.find("misfire: run_once, one catch-up run") != std::string::npos);
-    CHECK(state.find("\"last_fire\": " + std::to_string(latest.time_since_epoch().count())) != std::string::npos);
-    struct stat st {};
-    REQUIRE(::stat((f.dir.path / "log" / "schedule-state.json").c_str(), &st) == 0);
-    CHECK((st.st_mode & 0777) == 0600);
+    // The fire times of the old JSON state file were imported; the decisions and the new last fire
+    // times are in the state database.
+    RunStore& store = *f.daemon->store();
+    bool flushed = false;
+    store.flush([&](const Status&) { flushed = true; });
+    REQUIRE(f.run_until([&] { return flushed; }, 10s));
+    auto decisions_of = [&](const std::string& job) {
+        std::string all;
+        auto decisions = store.decisions(job, 10);
+        REQUIRE(decisions.ok());
+        for (const auto& d : *decisions) {
+            CHECK(d.kind == DecisionKind::misfire);
+            all += d.detail + "\n";
+        }
+        return all;
+    };
+    const std::string catchup = decisions_of("catchup");
+    const std::string dropper = decisions_of("dropper");
+    CHECK(catchup.find("4 fire time(s) missed") == std::string::npos);
+    CHECK(catchup.find("3 fire time(s) missed") != std::string::npos);
+    CHECK(catchup.find("misfire: run_once, one catch-up run") != std::string::npos);
+    CHECK(dropper.find("misfire: skip, no catch-up run") != std::string::npos);
+    const auto fires = store.last_fire_times().value();
+    CHECK(fires.at("catchup") == latest);
+    CHECK(fires.at("dropper") == latest);
     f.daemon->stop();
 }

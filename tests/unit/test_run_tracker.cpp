@@ -102,3 +102,109 @@ TEST_CASE("run tracker: the cut never splits a UTF-8 character") {
     const std::string& out = tracker.find("utf_1")->targets.at("m1").output;
     CHECK(out.rfind("abcdefgh\xc3\xa9\n[...", 0) == 0);
 }
+
+namespace {
+
+protocol::Output output_frame(std::int64_t seq, std::string data) {
+    protocol::Output o;
+    o.seq = seq;
+    o.data = std::move(data);
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("run tracker with a store: output and complete are acknowledged only once committed") {
+    boost::asio::io_context io;
+    CountingObserver observer;
+    auto store = make_memory_run_store(io);
+    RunTracker tracker(io, TrackerOptions{}, observer);
+    tracker.set_store(store.get());
+    tracker.open(spec_of("big_2"));
+    tracker.add_target("big_2", "m1");
+    const TargetKey key{"big_2", "m1"};
+    REQUIRE(tracker.admit(key).verdict == Admission::Verdict::accept);
+    CHECK(tracker.admit(key).last_seq == -1);
+    protocol::Start start;
+    start.version = "test";
+    tracker.on_start(key, start);
+
+    std::vector<std::int64_t> acked;
+    tracker.on_output(key, output_frame(0, "one\n"), [&] { acked.push_back(0); });
+    tracker.on_output(key, output_frame(1, "two\n"), [&] { acked.push_back(1); });
+    CHECK(acked.empty());  // nothing is committed before the store's completions run
+    io.poll();
+    CHECK(acked == std::vector<std::int64_t>{0, 1});
+    CHECK(store->output("big_2", "m1").value() == "one\ntwo\n");
+
+    bool complete_acked = false;
+    protocol::Complete complete;
+    complete.retcode = 3;
+    tracker.on_complete(key, complete, [&] { complete_acked = true; });
+    CHECK_FALSE(complete_acked);
+    tracker.launching_done("big_2");
+    CHECK(tracker.find("big_2")->finished());
+    io.poll();
+    CHECK(complete_acked);
+    auto stored = store->run("big_2").value();
+    REQUIRE(stored);
+    CHECK(stored->status == RunStatus::failure);
+    REQUIRE(stored->ended);
+    REQUIRE(stored->targets.size() == 1);
+    CHECK(stored->targets[0].retcode == 3);
+    CHECK(stored->targets[0].wrapper_version == "test");
+    CHECK(stored->targets[0].last_seq == 1);
+    CHECK_FALSE(stored->targets[0].spd_verdict);
+}
+
+TEST_CASE("run tracker: a run re-opened from the store continues from its last stored seq") {
+    boost::asio::io_context io;
+    CountingObserver observer;
+    auto store = make_memory_run_store(io);
+    {
+        // What an spd that died mid-run left behind: two chunks stored, no result.
+        RunTracker before(io, TrackerOptions{}, observer);
+        before.set_store(store.get());
+        before.open(spec_of("big_3"));
+        before.add_target("big_3", "m1");
+        before.add_target("big_3", "m2");
+        before.launching_done("big_3");
+        protocol::Start start;
+        before.on_start({"big_3", "m1"}, start);
+        before.on_output({"big_3", "m1"}, output_frame(0, "a\n"), [] {});
+        before.on_output({"big_3", "m1"}, output_frame(1, "b\n"), [] {});
+        before.set_result("big_3", "m2", 0, "", false);  // m2 had ended
+        io.poll();
+    }
+    auto unfinished = store->unfinished_runs().value();
+    REQUIRE(unfinished.size() == 1);
+    RunTracker after(io, TrackerOptions{}, observer);
+    after.set_store(store.get());
+    RunSpec spec = spec_of("big_3");
+    spec.heartbeat_timeout = std::chrono::seconds(15);
+    after.restore(unfinished[0], spec);
+    const RunRecord* run = after.find("big_3");
+    REQUIRE(run != nullptr);
+    CHECK_FALSE(run->finished());
+    CHECK(run->targets.at("m1").output == "a\nb\n");
+    CHECK(run->targets.at("m2").state == TargetState::finished);
+    // The hub resumes the wrapper after the last stored seq: nothing doubled, nothing lost.
+    const Admission a = after.admit({"big_3", "m1"});
+    CHECK(a.verdict == Admission::Verdict::accept);
+    CHECK(a.last_seq == 1);
+    after.on_activity({"big_3", "m1"});
+    after.on_output({"big_3", "m1"}, output_frame(2, "c\n"), [] {});
+    protocol::Complete complete;
+    complete.retcode = 0;
+    bool acked = false;
+    after.on_complete({"big_3", "m1"}, complete, [&] { acked = true; });
+    io.poll();
+    CHECK(acked);
+    CHECK(after.find("big_3")->finished());
+    CHECK(store->output("big_3", "m1").value() == "a\nb\nc\n");
+    auto stored = store->run("big_3").value();
+    REQUIRE(stored);
+    CHECK(stored->status == RunStatus::success);
+    CHECK(stored->targets[0].notes == std::vector<std::string>{"re-adopted after an spd restart"});
+    CHECK(store->unfinished_runs().value().empty());
+}

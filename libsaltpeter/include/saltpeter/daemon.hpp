@@ -63,7 +63,8 @@ public:
 
     /// The bound machines port (useful with port 0).
     std::uint16_t machines_port() const noexcept;
-    /// Called after every finished run (e.g. to print results or to exit after --run-once).
+    /// Called after every finished run once its result is committed to the store and acknowledged
+    /// to the wrappers (e.g. to print results or to exit after --run-once).
     void set_on_run_finished(std::function<void(const RunRecord&)> callback);
     const RunTracker& tracker() const;
 

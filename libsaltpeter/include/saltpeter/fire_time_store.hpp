@@ -35,4 +35,11 @@ public:
 /// `warning` and treated as empty.
 std::unique_ptr<FireTimeStore> make_file_fire_time_store(const std::string& path, std::string* warning = nullptr);
 
+class RunStore;
+/// Fire times kept in the RunStore (spd's state_db): last fire times are read once here and
+/// written through set_last_fire; misfires become scheduler decisions. A job that retain() drops
+/// is stored with fire time 0, which reads as unknown (it starts afresh when it comes back). An
+/// unreadable store is reported in `warning` and treated as empty. flush() has nothing to do.
+std::unique_ptr<FireTimeStore> make_run_store_fire_times(RunStore& store, std::string* warning = nullptr);
+
 }  // namespace saltpeter

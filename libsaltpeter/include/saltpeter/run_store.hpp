@@ -133,6 +133,11 @@ public:
     virtual void prune(SysMicros now, Completion done = {}) = 0;
     /// Completes once everything queued before it is committed.
     virtual void flush(Completion done) = 0;
+    /// After a write for a target failed (disk full, I/O error), every later put_target and
+    /// try_append_output for that target fails too, without touching the database, so that nothing
+    /// after a lost chunk is committed and the stored output never has a hole. The caller clears the
+    /// condition with this once its earlier writes have all completed, then writes them again in order.
+    virtual void clear_target_error(const std::string& instance, const std::string& machine, Completion done = {}) = 0;
     /// Bytes of output queued whose completion has not run yet.
     virtual std::uint64_t queued_bytes() const = 0;
 

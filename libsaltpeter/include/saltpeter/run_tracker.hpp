@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "saltpeter/machine_hub.hpp"
+#include "saltpeter/run_store.hpp"
 #include "saltpeter/runs.hpp"
 
 namespace saltpeter {
@@ -55,6 +56,18 @@ public:
 
     /// Where kills go and pair state is dropped; may be null (no wrappers, e.g. legacy only).
     void set_hub(MachineHub* hub) noexcept { m_hub = hub; }
+    /// Where every run, target change and chunk of output is written (may be null: memory only).
+    /// With a store, a wrapper's output and `complete` are acknowledged only once committed; a
+    /// failed write is not acknowledged, is logged, and is written again with backoff (1 s to
+    /// 30 s) in order, so the wrapper keeps what spd could not store. Set before the first run.
+    void set_store(RunStore* store);
+    /// Re-opens a run the store holds as unfinished (spd restarted): its targets' output comes from
+    /// the store, wrappers that reconnect are re-adopted from their last stored seq, and every
+    /// unfinished target that is not heard from within spec.heartbeat_timeout from now ends with
+    /// 253 and a note. The deadline (timeout + grace) still counts from the target's start.
+    void restore(const StoredRun& run, const RunSpec& spec);
+    /// Store writes that failed (each is retried until it succeeds); for /metrics.
+    std::uint64_t store_write_errors() const noexcept;
     /// Called once per finished run (and again if a late wrapper reopened and finished it).
     void set_on_run_finished(std::function<void(const RunRecord&)> callback) { m_on_finished = std::move(callback); }
 
@@ -81,6 +94,8 @@ public:
     bool kill(const std::string& instance, const std::optional<std::string>& machine = std::nullopt);
 
     const RunRecord* find(const std::string& instance) const;
+    /// The instance is in memory or in the store (an earlier spd's run): a new run needs another id.
+    bool instance_taken(const std::string& instance) const;
     /// Instances of `job` that have not ended, oldest first.
     std::vector<const RunRecord*> running(const std::string& job) const;
     /// Every run kept in memory, by instance.
@@ -102,9 +117,14 @@ private:
     void verdict(RunRecord& run, TargetResult& target, int code, const std::string& note);
     void add_output(const RunRecord& run, TargetResult& target, std::string_view data);
     void flush_held_output(const RunRecord& run, TargetResult& target);
-    void finish_target(RunRecord& run, TargetResult& target);
+    void finish_target(RunRecord& run, TargetResult& target, std::function<void()> stored = {});
+    void store_run(const RunRecord& run);
+    void store_target(const RunRecord& run, const TargetResult& target, std::function<void()> stored = {});
+    void store_output(const TargetKey& key, std::optional<std::int64_t> seq, std::string_view data,
+                      std::function<void()> stored);
     void recover(RunRecord& run, TargetResult& target);
     void maybe_finish_run(RunRecord& run);
+    void arm_deadline(const TargetKey& key, std::chrono::steady_clock::duration after);
     void arm_heartbeat_timer();
     void on_heartbeat_timer();
     void send_kill(const TargetKey& key);
