@@ -320,6 +320,10 @@ private:
     std::map<Hdl, ClientPtr, std::owner_less<Hdl>> m_clients;
     std::unique_ptr<RunHistory> m_history;
     std::uint64_t m_http_requests = 0;
+    // Each connection's peer from accept until its request is handled (http, open) or it fails:
+    // a failed socket may no longer know its remote endpoint when the failure is logged.
+    std::map<Hdl, std::string, std::owner_less<Hdl>> m_peers;
+    std::string take_peer(Hdl hdl);
 };
 
 // ---- setup ------------------------------------------------------------------------------------
@@ -367,8 +371,15 @@ Result<std::uint16_t> ApiServer::Impl::start(ServerT& server, const boost::asio:
     server.set_close_handshake_timeout(k_close_handshake_timeout_ms);
     std::weak_ptr<Impl> weak = shared_from_this();
     ServerT* srv = &server;
+    server.set_tcp_post_init_handler([weak, srv](Hdl hdl) {
+        if (auto self = weak.lock())
+            self->guarded("accept", [&] { self->m_peers[hdl] = srv->get_con_from_hdl(hdl)->get_remote_endpoint(); });
+    });
     server.set_http_handler([weak, srv](Hdl hdl) {
-        if (auto self = weak.lock()) self->guarded("http", [&] { self->on_http(*srv, hdl); });
+        if (auto self = weak.lock()) {
+            self->m_peers.erase(hdl);
+            self->guarded("http", [&] { self->on_http(*srv, hdl); });
+        }
     });
     server.set_validate_handler([weak, srv](Hdl hdl) {
         bool ok = false;
@@ -376,13 +387,38 @@ Result<std::uint16_t> ApiServer::Impl::start(ServerT& server, const boost::asio:
         return ok;
     });
     server.set_open_handler([weak, srv](Hdl hdl) {
-        if (auto self = weak.lock()) self->guarded("open", [&] { self->on_open(*srv, hdl); });
+        if (auto self = weak.lock()) {
+            self->m_peers.erase(hdl);
+            self->guarded("open", [&] { self->on_open(*srv, hdl); });
+        }
     });
     auto closed = [weak](Hdl hdl) {
         if (auto self = weak.lock()) self->m_clients.erase(hdl);
     };
     server.set_close_handler(closed);
-    server.set_fail_handler(closed);
+    server.set_fail_handler([weak, srv](Hdl hdl) {
+        auto self = weak.lock();
+        if (!self) return;
+        self->m_clients.erase(hdl);
+        // One line per failed connection: a slow client (5 s), a malformed or oversized request.
+        // A refused upgrade was logged by on_validate already; nothing is reported while stopping.
+        self->guarded("fail", [&] {
+            std::string peer = self->take_peer(hdl);
+            websocketpp::lib::error_code cec;
+            auto con = srv->get_con_from_hdl(hdl, cec);
+            if (cec || !con || self->m_stopped ||
+                con->get_ec() == websocketpp::error::make_error_code(websocketpp::error::rejected))
+                return;
+            if (peer.empty()) peer = con->get_remote_endpoint();
+            if (con->get_ec() == websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout)) {
+                spdlog::warn("API {}: request not complete within {} ms (slow client); connection closed", peer,
+                             k_open_handshake_timeout_ms);
+            } else {
+                spdlog::warn("API {}: {} (HTTP status {}); connection closed", peer, con->get_ec().message(),
+                             static_cast<int>(con->get_response_code()));
+            }
+        });
+    });
     server.set_message_handler([weak](Hdl hdl, typename ServerT::message_ptr msg) {
         if (auto self = weak.lock()) self->guarded("message", [&] { self->on_message(hdl, msg->get_payload()); });
     });
@@ -397,6 +433,14 @@ Result<std::uint16_t> ApiServer::Impl::start(ServerT& server, const boost::asio:
     m_daemon.add_observer(shared_from_this());
     arm_tick();
     return local.port();
+}
+
+std::string ApiServer::Impl::take_peer(Hdl hdl) {
+    auto it = m_peers.find(hdl);
+    if (it == m_peers.end()) return "";
+    std::string peer = std::move(it->second);
+    m_peers.erase(it);
+    return peer;
 }
 
 void ApiServer::Impl::stop() {
@@ -923,6 +967,7 @@ void ApiServer::Impl::arm_tick() {
 }
 
 void ApiServer::Impl::on_tick() {
+    for (auto it = m_peers.begin(); it != m_peers.end();) it = it->first.expired() ? m_peers.erase(it) : std::next(it);
     const double serial = m_daemon.config_serial();
     auto clients = m_clients;  // a send may close one
     for (auto& [hdl, c] : clients) {
