@@ -2,7 +2,7 @@
 byte at a time and never finishing, /ws upgrades that stall), oversized headers, a garbage request
 line, a body that never arrives. spd must stay up, keep answering a good client promptly, close
 each slow connection after its 5 s limit, keep its memory bounded and log each problem once per
-peer."""
+peer; cross-site browser pages may not drive a token-less spd (/ws upgrade or POST: 403)."""
 import asyncio
 import json
 import os
@@ -182,3 +182,49 @@ def test_slowloris_and_malformed_requests_on_the_api(setup):
           f"peak {peak_kib} KiB; good client: {len(during)} answers, max {max(during) * 1000:.0f} ms")
     assert peak_kib - baseline_kib < 64 * 1024, (baseline_kib, peak_kib)
 
+
+def test_cross_site_pages_cannot_drive_a_tokenless_spd(setup):
+    spd, port = start(setup)
+    ws_url = f"ws://127.0.0.1:{port}/ws"
+
+    async def ws_first_type(origin):
+        kwargs = {"origin": origin} if origin else {}
+        async with websockets.connect(ws_url, open_timeout=10, **kwargs) as ws:
+            return json.loads(await asyncio.wait_for(ws.recv(), 10))["type"]
+
+    async def ws_status(origin):
+        try:
+            await ws_first_type(origin)
+            return 101
+        except websockets.exceptions.InvalidStatusCode as e:
+            return e.status_code
+
+    # Non-browser clients (no Origin) and the API's own origin may.
+    assert asyncio.run(ws_first_type(None)) == "config"
+    assert asyncio.run(ws_first_type(f"http://127.0.0.1:{port}")) == "config"
+    assert asyncio.run(ws_first_type(f"http://localhost:{port}")) == "config"
+    # Any other site may not: 403.
+    for origin in ("http://evil.example", f"http://127.0.0.1:{port + 1}", "null", f"http://localhost.evil.example:{port}"):
+        assert asyncio.run(ws_status(origin)) == 403, origin
+
+    def post(origin):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/jobs/{JOB}/run", method="POST", data=b"",
+                                     headers={"Origin": origin} if origin else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    status, body = post("http://evil.example")
+    assert status == 403 and "not this API's own" in body and "cors_origins" in body, (status, body)
+    status, body = post(None)
+    assert status == 202, body
+    setup.wait_for(lambda: f"###### Finished {JOB}_" in setup.job_log(JOB), 30, "the run started without Origin")
+    time.sleep(0.5)
+    assert setup.job_log(JOB).count(f"###### Finished {JOB}_") == 1  # the refused POST started nothing
+    spd.proc.terminate()
+    spd.wait(20)
+    err = spd.stderr()
+    assert "origin 'http://evil.example' is not this API's own" in err
+    assert err.count("upgrade refused") == 4, err
