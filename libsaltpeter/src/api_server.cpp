@@ -231,6 +231,46 @@ Result<std::vector<ApiCredential>> resolve_api_tokens(const std::vector<ApiToken
     return out;
 }
 
+bool is_loopback_origin(std::string_view origin, std::uint16_t port) {
+    auto lower = [](std::string_view v) {
+        std::string out(v);
+        for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        return out;
+    };
+    const std::string o = lower(origin);
+    std::string_view rest(o);
+    unsigned long origin_port = 0;
+    if (rest.substr(0, 7) == "http://") {
+        rest.remove_prefix(7);
+        origin_port = 80;
+    } else if (rest.substr(0, 8) == "https://") {
+        rest.remove_prefix(8);
+        origin_port = 443;
+    } else {
+        return false;
+    }
+    std::string_view host;
+    if (!rest.empty() && rest.front() == '[') {
+        const auto close = rest.find(']');
+        if (close == std::string_view::npos) return false;
+        host = rest.substr(0, close + 1);
+        rest.remove_prefix(close + 1);
+    } else {
+        const auto colon = rest.find(':');
+        host = rest.substr(0, colon);
+        rest.remove_prefix(colon == std::string_view::npos ? rest.size() : colon);
+    }
+    if (!rest.empty()) {
+        if (rest.front() != ':' || rest.size() < 2 || rest.size() > 6) return false;
+        origin_port = 0;
+        for (char ch : rest.substr(1)) {
+            if (ch < '0' || ch > '9') return false;
+            origin_port = origin_port * 10 + static_cast<unsigned long>(ch - '0');
+        }
+    }
+    return origin_port == port && (host == "127.0.0.1" || host == "localhost" || host == "[::1]");
+}
+
 const ApiCredential* match_token(const std::vector<ApiCredential>& credentials, const std::string& presented) {
     const ApiCredential* found = nullptr;
     // Every credential is compared, so the time does not tell which one (or whether one) matched.
@@ -295,6 +335,8 @@ private:
     bool authorise(const std::string& auth_header, const std::string& query_token, const ApiCredential*& who) const;
     std::vector<std::pair<std::string, std::string>> cors_headers(const std::string& origin) const;
     bool origin_allowed(const std::string& origin) const;
+    // Why a browser `origin` may not use /ws (or POST, `post` true), or "" when it may.
+    std::string origin_refusal(const std::string& origin, bool post) const;
 
     void send(const ClientPtr& c, const std::string& text);
     void send_status(const ClientPtr& c);
@@ -320,6 +362,11 @@ private:
     std::map<Hdl, ClientPtr, std::owner_less<Hdl>> m_clients;
     std::unique_ptr<RunHistory> m_history;
     std::uint64_t m_http_requests = 0;
+    std::uint16_t m_port = 0;  ///< the bound port (the API's own origin)
+    // Each connection's peer from accept until its request is handled (http, open) or it fails:
+    // a failed socket may no longer know its remote endpoint when the failure is logged.
+    std::map<Hdl, std::string, std::owner_less<Hdl>> m_peers;
+    std::string take_peer(Hdl hdl);
 };
 
 // ---- setup ------------------------------------------------------------------------------------
@@ -367,8 +414,15 @@ Result<std::uint16_t> ApiServer::Impl::start(ServerT& server, const boost::asio:
     server.set_close_handshake_timeout(k_close_handshake_timeout_ms);
     std::weak_ptr<Impl> weak = shared_from_this();
     ServerT* srv = &server;
+    server.set_tcp_post_init_handler([weak, srv](Hdl hdl) {
+        if (auto self = weak.lock())
+            self->guarded("accept", [&] { self->m_peers[hdl] = srv->get_con_from_hdl(hdl)->get_remote_endpoint(); });
+    });
     server.set_http_handler([weak, srv](Hdl hdl) {
-        if (auto self = weak.lock()) self->guarded("http", [&] { self->on_http(*srv, hdl); });
+        if (auto self = weak.lock()) {
+            self->m_peers.erase(hdl);
+            self->guarded("http", [&] { self->on_http(*srv, hdl); });
+        }
     });
     server.set_validate_handler([weak, srv](Hdl hdl) {
         bool ok = false;
@@ -376,13 +430,38 @@ Result<std::uint16_t> ApiServer::Impl::start(ServerT& server, const boost::asio:
         return ok;
     });
     server.set_open_handler([weak, srv](Hdl hdl) {
-        if (auto self = weak.lock()) self->guarded("open", [&] { self->on_open(*srv, hdl); });
+        if (auto self = weak.lock()) {
+            self->m_peers.erase(hdl);
+            self->guarded("open", [&] { self->on_open(*srv, hdl); });
+        }
     });
     auto closed = [weak](Hdl hdl) {
         if (auto self = weak.lock()) self->m_clients.erase(hdl);
     };
     server.set_close_handler(closed);
-    server.set_fail_handler(closed);
+    server.set_fail_handler([weak, srv](Hdl hdl) {
+        auto self = weak.lock();
+        if (!self) return;
+        self->m_clients.erase(hdl);
+        // One line per failed connection: a slow client (5 s), a malformed or oversized request.
+        // A refused upgrade was logged by on_validate already; nothing is reported while stopping.
+        self->guarded("fail", [&] {
+            std::string peer = self->take_peer(hdl);
+            websocketpp::lib::error_code cec;
+            auto con = srv->get_con_from_hdl(hdl, cec);
+            if (cec || !con || self->m_stopped ||
+                con->get_ec() == websocketpp::error::make_error_code(websocketpp::error::rejected))
+                return;
+            if (peer.empty()) peer = con->get_remote_endpoint();
+            if (con->get_ec() == websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout)) {
+                spdlog::warn("API {}: request not complete within {} ms (slow client); connection closed", peer,
+                             k_open_handshake_timeout_ms);
+            } else {
+                spdlog::warn("API {}: {} (HTTP status {}); connection closed", peer, con->get_ec().message(),
+                             static_cast<int>(con->get_response_code()));
+            }
+        });
+    });
     server.set_message_handler([weak](Hdl hdl, typename ServerT::message_ptr msg) {
         if (auto self = weak.lock()) self->guarded("message", [&] { self->on_message(hdl, msg->get_payload()); });
     });
@@ -394,9 +473,18 @@ Result<std::uint16_t> ApiServer::Impl::start(ServerT& server, const boost::asio:
     boost::system::error_code aec;
     const auto local = server.get_local_endpoint(aec);
     if (aec) return Error{"API " + where + ": " + aec.message(), "api_ws_port"};
+    m_port = local.port();
     m_daemon.add_observer(shared_from_this());
     arm_tick();
     return local.port();
+}
+
+std::string ApiServer::Impl::take_peer(Hdl hdl) {
+    auto it = m_peers.find(hdl);
+    if (it == m_peers.end()) return "";
+    std::string peer = std::move(it->second);
+    m_peers.erase(it);
+    return peer;
 }
 
 void ApiServer::Impl::stop() {
@@ -445,6 +533,20 @@ bool ApiServer::Impl::origin_allowed(const std::string& origin) const {
     return false;
 }
 
+std::string ApiServer::Impl::origin_refusal(const std::string& origin, bool post) const {
+    if (origin.empty()) return "";  // not a browser: curl, spctl, scripts
+    if (!m_options.cors_origins.empty()) {
+        // With tokens a cross-site form POST cannot carry the Authorization header: the token guards it.
+        if (origin_allowed(origin) || (post && !m_options.credentials.empty())) return "";
+        return "origin '" + origin + "' is not in cors_origins";
+    }
+    // No cors_origins: without tokens only the API's own origin, or any page in the operator's
+    // browser could drive this spd (cross-site WebSocket hijacking, cross-site POST).
+    if (!m_options.credentials.empty() || is_loopback_origin(origin, m_port)) return "";
+    return "origin '" + origin + "' is not this API's own (http://127.0.0.1:" + std::to_string(m_port) +
+           "); list it in cors_origins";
+}
+
 std::vector<std::pair<std::string, std::string>> ApiServer::Impl::cors_headers(const std::string& origin) const {
     if (origin.empty() || !origin_allowed(origin)) return {};
     return {{"Access-Control-Allow-Origin", origin},
@@ -472,6 +574,10 @@ void ApiServer::Impl::on_http(ServerT& server, Hdl hdl) {
     } else if (!authorise(con->get_request_header("Authorization"), "", who)) {
         reply = error_reply(401, "missing or invalid API token (send Authorization: Bearer <token>)");
         reply.headers.emplace_back("WWW-Authenticate", "Bearer");
+    } else if (const std::string why = method == "POST" ? origin_refusal(con->get_request_header("Origin"), true) : "";
+               !why.empty()) {
+        spdlog::warn("API {}: POST {} refused: {}", con->get_remote_endpoint(), target.path, why);
+        reply = error_reply(403, why);
     } else {
         reply = route(method, target, con->get_request_body(), who);
     }
@@ -748,9 +854,10 @@ bool ApiServer::Impl::on_validate(ServerT& server, Hdl hdl) {
         return false;
     }
     const std::string origin = con->get_request_header("Origin");
-    if (!origin.empty() && !m_options.cors_origins.empty() && !origin_allowed(origin)) {
+    if (const std::string why = origin_refusal(origin, false); !why.empty()) {
+        spdlog::warn("API /ws {}: upgrade refused: {}", con->get_remote_endpoint(), why);
         con->set_status(websocketpp::http::status_code::forbidden);
-        con->set_body(ui::error_json("origin '" + origin + "' is not in cors_origins"));
+        con->set_body(ui::error_json(why));
         return false;
     }
     const ApiCredential* who = nullptr;
@@ -930,6 +1037,7 @@ void ApiServer::Impl::arm_tick() {
 }
 
 void ApiServer::Impl::on_tick() {
+    for (auto it = m_peers.begin(); it != m_peers.end();) it = it->first.expired() ? m_peers.erase(it) : std::next(it);
     const double serial = m_daemon.config_serial();
     auto clients = m_clients;  // a send may close one
     for (auto& [hdl, c] : clients) {

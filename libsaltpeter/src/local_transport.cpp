@@ -38,10 +38,13 @@ std::vector<std::string> merged_environment(const RunAllRequest& request, const 
     for (const auto& [k, v] : request.env) env[k] = v;
     // Every local "minion" is this same host, so the wrapper's per-host lock file would make the
     // minions of one run refuse each other. Give each minion its own default lock path, as if it
-    // were a host of its own; an explicit SP_LOCKFILE is left alone.
+    // were a host of its own, in $TMPDIR (so that spds with their own TMPDIR, parallel test
+    // suites for one, do not share locks); an explicit SP_LOCKFILE is left alone.
     auto job = env.find("SP_JOB_NAME");
     if (job != env.end() && env.count("SP_LOCKFILE") == 0) {
-        env["SP_LOCKFILE"] = "/tmp/sp_wrapper_" + job->second + "." + minion + ".lock";
+        auto tmp = env.find("TMPDIR");
+        const std::string dir = tmp != env.end() && !tmp->second.empty() && tmp->second.front() == '/' ? tmp->second : "/tmp";
+        env["SP_LOCKFILE"] = dir + (dir.back() == '/' ? "" : "/") + "sp_wrapper_" + job->second + "." + minion + ".lock";
     }
     auto it = request.minion_env.find(minion);
     if (it != request.minion_env.end()) {

@@ -127,6 +127,8 @@ private:
         std::string peer;
         bool open = true;
         bool any_frame = false;
+        bool valid_frame = false;       ///< a well-formed, authenticated frame arrived (ends the idle deadline)
+        std::unique_ptr<boost::asio::steady_timer> idle_timer;
         bool explicit_connect = false;  ///< the first frame on this socket was `connect`
         bool connect_answered = false;
         bool start_answered = false;
@@ -162,6 +164,7 @@ private:
     Result<std::shared_ptr<boost::asio::ssl::context>> load_tls(const std::string& where) const;
     void on_open(Hdl hdl, std::unique_ptr<Connection> con);
     void on_closed(Hdl hdl);
+    void on_idle_deadline(const SocketPtr& sock);
     void on_message(Hdl hdl, bool text, const std::string& payload);
 
     void handle_frame(const SocketPtr& sock, const proto::WrapperMessage& message);
@@ -301,6 +304,7 @@ void MachineHub::Impl::stop() {
     m_sockets.clear();
     for (auto& [hdl, sock] : sockets) {
         sock->open = false;
+        if (sock->idle_timer) sock->idle_timer->cancel();
         if (sock->con) sock->con->close(websocketpp::close::status::going_away, "server stopping");
     }
     m_stats.connections_open = 0;
@@ -336,6 +340,27 @@ void MachineHub::Impl::on_open(Hdl hdl, std::unique_ptr<Connection> con) {
     m_sockets[hdl] = sock;
     ++m_stats.connections_open;
     ++m_stats.connections_total;
+    if (m_options.idle_timeout.count() > 0) {
+        // A peer that holds the socket without ever sending a valid frame costs a connection's
+        // buffers for good; heartbeats only watch sockets of known pairs.
+        sock->idle_timer = std::make_unique<boost::asio::steady_timer>(m_io, m_options.idle_timeout);
+        std::weak_ptr<Impl> weak = shared_from_this();
+        std::weak_ptr<Socket> wsock = sock;
+        sock->idle_timer->async_wait([weak, wsock](const boost::system::error_code& ec) {
+            if (ec) return;
+            auto self = weak.lock();
+            auto s = wsock.lock();
+            if (!self || !s) return;
+            self->guarded(s->hdl, "idle", [&] { self->on_idle_deadline(s); });
+        });
+    }
+}
+
+void MachineHub::Impl::on_idle_deadline(const SocketPtr& sock) {
+    if (m_stopped || !sock->open || sock->valid_frame) return;
+    warn_once(*sock, "idle", "no valid frame within " + std::to_string(m_options.idle_timeout.count()) +
+                                 " ms of the handshake; socket closed (1008)");
+    close_peer(sock, websocketpp::close::status::policy_violation, "no frame");
 }
 
 void MachineHub::Impl::on_closed(Hdl hdl) {
@@ -344,6 +369,7 @@ void MachineHub::Impl::on_closed(Hdl hdl) {
     SocketPtr sock = it->second;
     m_sockets.erase(it);
     sock->open = false;
+    if (sock->idle_timer) sock->idle_timer->cancel();
     if (m_stats.connections_open > 0) --m_stats.connections_open;
     // websocketpp closes a socket whose frame exceeds max_frame_bytes with 1009 on its own.
     if (sock->con && sock->con->local_close_code() == websocketpp::close::status::message_too_big) {
@@ -445,6 +471,10 @@ void MachineHub::Impl::handle_frame(const SocketPtr& sock, const proto::WrapperM
         reject(*sock, "unauthenticated",
                "frame for " + key.to_string() + " on a socket without an authenticated connect dropped");
         return;
+    }
+    if (!sock->valid_frame) {
+        sock->valid_frame = true;
+        if (sock->idle_timer) sock->idle_timer->cancel();
     }
 
     PairPtr pair = admit(sock, key, std::holds_alternative<proto::Complete>(message));

@@ -23,9 +23,18 @@ class Setup:
         self.logdir = root / "log"
         self.wrapper_logdir = root / "wrapper-log"
         self.scratch = root / "scratch"
-        for d in (self.config, self.logdir, self.wrapper_logdir, self.scratch):
+        self.tmpdir = root / "tmp"
+        for d in (self.config, self.logdir, self.wrapper_logdir, self.scratch, self.tmpdir):
             d.mkdir()
         self.procs = []
+        # spd (and the fake salt doubles) put each local minion's wrapper host lock in $TMPDIR:
+        # this test's own, so that checkouts testing in parallel never share a lock file.
+        self._saved_tmpdir = os.environ.get("TMPDIR")
+        os.environ["TMPDIR"] = str(self.tmpdir)
+
+    def lockfile(self, job: str, minion: str = "testhost") -> Path:
+        """Where the wrapper of `job` on local `minion` takes its host lock."""
+        return self.tmpdir / f"sp_wrapper_{job}.{minion}.lock"
 
     def write_config(self, jobs_yaml: str, settings: str = "", name: str = "jobs.yaml"):
         base = textwrap.dedent(f"""\
@@ -69,6 +78,10 @@ class Setup:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        if self._saved_tmpdir is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = self._saved_tmpdir
 
 
 def log_seconds_between(stderr: str, first: str, second: str) -> float:

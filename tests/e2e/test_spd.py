@@ -30,6 +30,8 @@ def test_run_once_streams_exact_output_and_succeeds(setup):
     assert "###### Starting hello_" in log and " on testhost at " in log
     assert "########## testhost from hello_" in log and "**** Exit Code 0 ******\nline 1\nline 2\ncafé no newline\n" in log
     assert "###### Finished hello_" in log
+    # The wrapper's host lock is this test's own ($TMPDIR), holding the wrapper's PID.
+    assert setup.lockfile("hello").read_text().strip().isdigit()
 
 
 def test_exit_codes_pass_through(setup):

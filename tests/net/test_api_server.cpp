@@ -14,6 +14,7 @@
 
 #include "saltpeter/api_client.hpp"
 #include "saltpeter/daemon.hpp"
+#include "test_files.hpp"
 #include "watchdog.hpp"
 
 using namespace saltpeter;
@@ -32,6 +33,7 @@ struct ApiFixture {
         char tmpl[] = "/tmp/sp-api-XXXXXX";
         REQUIRE(mkdtemp(tmpl) != nullptr);
         dir = tmpl;
+        tmpdir = std::make_unique<sp_test::ScopedTmpdir>(dir / "tmp");
         fs::create_directories(dir / "config");
         std::ofstream(dir / "config" / "jobs.yaml") << "saltpeter_config:\n"
                                                      << "  logdir: " << (dir / "log").string() << "\n"
@@ -76,13 +78,14 @@ struct ApiFixture {
     }
 
     fs::path dir;
+    std::unique_ptr<sp_test::ScopedTmpdir> tmpdir;  // the wrapper host locks
     boost::asio::io_context io;
     std::unique_ptr<Daemon> daemon;
     std::string url;
     std::thread thread;
 };
 
-// Job names unique across tests: the host lock /tmp/sp_wrapper_<job>.lock is shared by tests run in parallel.
+// Job names unique across tests (the wrapper host locks are in each fixture's own TMPDIR).
 const char* const k_jobs = R"(
 api_ticker:
   command: "echo one; sleep 1; echo two; sleep 1; echo three"

@@ -63,6 +63,7 @@ struct Fixture {
     }
 
     TempDir dir;
+    sp_test::ScopedTmpdir tmpdir{dir.path / "tmp"};  // the wrapper host locks
     boost::asio::io_context io;
     std::unique_ptr<Daemon> daemon;
     std::optional<RunRecord> finished;

@@ -107,8 +107,9 @@ struct Fixture {
     bool tls = false;
 
     explicit Fixture(bool require_token = true, std::size_t max_frame = 16u * 1024 * 1024, std::string tls_cert = "",
-                     std::string tls_key = "") {
+                     std::string tls_key = "", std::chrono::milliseconds idle_timeout = 60000ms) {
         HubOptions o;
+        o.idle_timeout = idle_timeout;
         o.tls_cert = std::move(tls_cert);
         o.tls_key = std::move(tls_key);
         tls = !o.tls_cert.empty();
@@ -517,6 +518,50 @@ TEST_CASE("hostile input: malformed, binary, unknown type, oversized frames and 
     CHECK(f.hub->stats().peers_closed >= 1);
     CHECK(good->is_open());
     CHECK(bad->is_open());
+}
+
+TEST_CASE("sockets without a valid frame are closed at the idle deadline, a socket that sent one stays open") {
+    saltpeter::test::Watchdog dog(30s);
+    Fixture f(true, 16u * 1024 * 1024, "", "", 400ms);
+    const auto started = std::chrono::steady_clock::now();
+    auto good = f.client();
+    f.exchange(*good, connect2("demo_1", f.token("demo_1")), 1);
+    CHECK(summary(good->received()[0]) == "ack connect");
+    const auto warnings0 = f.hub->stats().warnings_logged;
+    const auto closed0 = f.hub->stats().peers_closed;
+    auto silent = f.client();     // handshake, then nothing
+    auto garbage = f.client();    // only frames that do not parse
+    REQUIRE(garbage->send("{not json"));
+    REQUIRE(garbage->send_binary("\x01\x02"));
+    auto unauth = f.client();     // a well-formed frame, but no authenticated connect (wrapper_auth required)
+    REQUIRE(unauth->send(output_frame("demo_1", 0, "forged")));
+
+    REQUIRE(f.pump_until([&] { return silent->is_closed() && garbage->is_closed() && unauth->is_closed(); }, 5000ms));
+    // Not before the deadline.
+    CHECK(std::chrono::steady_clock::now() - started >= 400ms);
+    CHECK(silent->remote_close_code() == 1008);
+    CHECK(garbage->remote_close_code() == 1008);
+    CHECK(unauth->remote_close_code() == 1008);
+    CHECK(f.hub->stats().peers_closed - closed0 == 3);
+    // Each problem once per socket: idle x3, plus malformed and binary (garbage), unauthenticated.
+    CHECK(f.hub->stats().warnings_logged - warnings0 == 6);
+    REQUIRE(f.pump_until([&] { return f.hub->stats().connections_open == 1; }));
+
+    // The authenticated socket outlives several deadlines and still works.
+    f.pump_for(1000ms);
+    CHECK(good->is_open());
+    f.exchange(*good, output_frame("demo_1", 0, "ok"), 2);
+    CHECK(summary(good->received()[1]) == "ack output 0");
+    CHECK(f.listener.output == "ok");
+}
+
+TEST_CASE("idle_timeout 0: no deadline") {
+    saltpeter::test::Watchdog dog(30s);
+    Fixture f(true, 16u * 1024 * 1024, "", "", 0ms);
+    auto silent = f.client();
+    f.pump_for(600ms);
+    CHECK(silent->is_open());
+    CHECK(f.hub->stats().peers_closed == 0);
 }
 
 TEST_CASE("stop() with sockets open, and destroying the hub with stored() callbacks pending") {

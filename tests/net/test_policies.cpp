@@ -97,6 +97,7 @@ struct Fixture {
     std::string log(const std::string& job) const { return read_file(dir.path / "log" / (job + ".log")); }
 
     TempDir dir;
+    sp_test::ScopedTmpdir tmpdir{dir.path / "tmp"};  // the wrapper host locks
     std::string settings;
     DaemonOptions options;
     boost::asio::io_context io;
@@ -501,6 +502,8 @@ policy_forbid:
     CHECK(f.run(*forced)->targets.at("m1").output.find("LOCKFILE ERROR: Job policy_forbid already running") !=
           std::string::npos);
     CHECK(f.log("policy_forbid").find("###### Overlap detected on " + *first) != std::string::npos);
+    // The host lock was this test's own ($TMPDIR = <dir>/tmp), not one in /tmp shared with other checkouts.
+    CHECK(fs::exists(f.dir.path / "tmp" / "sp_wrapper_policy_forbid.m1.lock"));
 }
 
 TEST_CASE("concurrency allow (and allow_overlap): a second instance runs next to the first") {

@@ -166,6 +166,7 @@ struct Fixture {
 
     fs::path m_pids;
     TempDir dir;
+    sp_test::ScopedTmpdir tmpdir{dir.path / "tmp"};  // the wrapper host locks
     boost::asio::io_context io;
     std::unique_ptr<Daemon> daemon;
     std::optional<RunRecord> finished;

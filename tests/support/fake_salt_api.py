@@ -84,9 +84,10 @@ def run_all(jid, minion, arg, kwarg):
     extra = {str(k): str(v) for k, v in (kwarg.get("env") or {}).items()}
     env.update(extra)
     # Every fake minion is this same host; a real minion has its own /tmp, so give each one its
-    # own default wrapper lock file unless the job sets one.
+    # own default wrapper lock file unless the job sets one (in $TMPDIR, as the local transport).
     if "SP_JOB_NAME" in extra and "SP_LOCKFILE" not in extra:
-        env["SP_LOCKFILE"] = "/tmp/sp_wrapper_%s.%s.lock" % (extra["SP_JOB_NAME"], minion)
+        tmp = env.get("TMPDIR") if env.get("TMPDIR", "").startswith("/") else "/tmp"
+        env["SP_LOCKFILE"] = os.path.join(tmp, "sp_wrapper_%s.%s.lock" % (extra["SP_JOB_NAME"], minion))
     cmd = arg[0] if arg else ""
     proc = subprocess.Popen(["/bin/bash", "-c", cmd], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

@@ -28,6 +28,27 @@ struct TempDir {
     std::filesystem::path path;
 };
 
+/// Points $TMPDIR at `dir` (created) while alive and restores it afterwards. The local transport
+/// and the fake salt doubles put each minion's wrapper host lock in $TMPDIR, so a test that runs
+/// sp_wrapper through a Daemon takes its locks in its own directory, never shared with another
+/// checkout's tests. Create it before the daemon's threads start (setenv is not thread-safe).
+struct ScopedTmpdir {
+    explicit ScopedTmpdir(const std::filesystem::path& dir) {
+        std::filesystem::create_directories(dir);
+        if (const char* old = getenv("TMPDIR")) saved = old;
+        had = getenv("TMPDIR") != nullptr;
+        setenv("TMPDIR", dir.c_str(), 1);
+    }
+    ~ScopedTmpdir() {
+        if (had) setenv("TMPDIR", saved.c_str(), 1);
+        else unsetenv("TMPDIR");
+    }
+    ScopedTmpdir(const ScopedTmpdir&) = delete;
+    ScopedTmpdir& operator=(const ScopedTmpdir&) = delete;
+    std::string saved;
+    bool had = false;
+};
+
 inline std::string read_file(const std::filesystem::path& p) {
     std::ifstream in(p);
     std::stringstream ss;

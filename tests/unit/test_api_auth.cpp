@@ -44,3 +44,26 @@ TEST_CASE("match_token finds the exact token only") {
     CHECK(match_token(creds, "") == nullptr);
     CHECK(match_token({}, "anything") == nullptr);
 }
+
+TEST_CASE("is_loopback_origin: the API's own origin only (cross-site WebSocket hijacking)") {
+    CHECK(is_loopback_origin("http://127.0.0.1:8888", 8888));
+    CHECK(is_loopback_origin("http://localhost:8888", 8888));
+    CHECK(is_loopback_origin("https://LOCALHOST:8888", 8888));
+    CHECK(is_loopback_origin("http://[::1]:8888", 8888));
+    CHECK(is_loopback_origin("http://localhost", 80));
+    CHECK(is_loopback_origin("https://127.0.0.1", 443));
+    CHECK_FALSE(is_loopback_origin("http://127.0.0.1", 8888));         // port 80, not the API's
+    CHECK_FALSE(is_loopback_origin("http://127.0.0.1:8889", 8888));
+    CHECK_FALSE(is_loopback_origin("http://localhost:88888", 8888));   // 88888 is no port
+    CHECK_FALSE(is_loopback_origin("http://localhost:8888/", 8888));   // an Origin has no path
+    CHECK_FALSE(is_loopback_origin("http://localhost.evil.example:8888", 8888));
+    CHECK_FALSE(is_loopback_origin("http://127.0.0.1.evil.example:8888", 8888));
+    CHECK_FALSE(is_loopback_origin("http://evil.example:8888", 8888));
+    CHECK_FALSE(is_loopback_origin("http://user@127.0.0.1:8888", 8888));
+    CHECK_FALSE(is_loopback_origin("null", 8888));                       // sandboxed iframes, file://
+    CHECK_FALSE(is_loopback_origin("file://", 8888));
+    CHECK_FALSE(is_loopback_origin("ws://127.0.0.1:8888", 8888));
+    CHECK_FALSE(is_loopback_origin("http://[::1:8888", 8888));
+    CHECK_FALSE(is_loopback_origin("http://127.0.0.1:", 8888));
+    CHECK_FALSE(is_loopback_origin("", 8888));
+}

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -48,6 +49,11 @@ Result<std::vector<ApiCredential>> resolve_api_tokens(const std::vector<ApiToken
 
 /// Which credential `presented` matches (compared in constant time against every one), or null.
 const ApiCredential* match_token(const std::vector<ApiCredential>& credentials, const std::string& presented);
+
+/// True when `origin` (an Origin header: "scheme://host[:port]") names the API itself as a
+/// browser sees it without tokens: http or https, host 127.0.0.1, localhost or [::1], and `port`
+/// (80/443 when the origin has none). Anything else, "null" included, is another site.
+bool is_loopback_origin(std::string_view origin, std::uint16_t port);
 
 struct ApiServerOptions {
     std::string bind_address = "127.0.0.1";  ///< with no credentials forced to 127.0.0.1

@@ -72,6 +72,10 @@ struct HubOptions {
     std::string secret;                   ///< HMAC-SHA256 key for per-target tokens
     std::string tls_cert;                 ///< PEM files (certificate chain, private key); both empty = plain ws://
     std::string tls_key;                  ///< both set = wss:// only; one alone is a listen() error
+    /// A socket that completed the WebSocket handshake but has not sent one valid wrapper frame
+    /// within this long is closed (1008, logged once). After a valid frame the run's heartbeat
+    /// timeout governs it. 0 = no deadline.
+    std::chrono::milliseconds idle_timeout{60000};
 };
 
 /// Counters for /metrics and tests.
