@@ -326,7 +326,12 @@ SearchSink::SearchSink(std::shared_ptr<Impl> impl, GroupLookup group_of)
 Result<std::unique_ptr<SearchSink>> SearchSink::create(SearchSinkOptions options, GroupLookup group_of) {
     const SplitUrl split = split_credentials(options.url);
     auto url = detail::parse_url(split.without_credentials);
-    if (!url) return Error{options.name + ": " + url.error().message, "url"};
+    if (!url) {
+        // parse_url's message quotes the URL: only when it cannot hold a password.
+        if (split.without_credentials.find('@') == std::string::npos)
+            return Error{options.name + ": " + url.error().message, "url"};
+        return Error{options.name + ": invalid URL (expected http(s)://[user:password@]host[:port][/path])", "url"};
+    }
     options.url = split.without_credentials;
     options.max_queue_docs = std::max<std::size_t>(options.max_queue_docs, 1);
     options.batch_docs = std::max<std::size_t>(options.batch_docs, 1);

@@ -110,6 +110,11 @@ TEST_CASE("an invalid search URL is an error naming the sink, without the creden
     CHECK(sink.error().field == "url");
     CHECK(sink.error().message.find("elasticsearch") != std::string::npos);
     CHECK(sink.error().message.find("hunter2") == std::string::npos);
+    o.url = "admin:hunter2@example.invalid:9200";  // no scheme: no credentials recognised either
+    sink = SearchSink::create(o, nullptr);
+    REQUIRE_FALSE(sink);
+    CHECK(sink.error().message.find("invalid URL") != std::string::npos);
+    CHECK(sink.error().message.find("hunter2") == std::string::npos);
 }
 
 TEST_CASE("a stopped sink drops and counts what still arrives") {
