@@ -644,6 +644,7 @@ std::string ApiServer::Impl::job_summary(const Job& job) const {
 
 std::string ApiServer::Impl::metrics_text() {
     Metrics& m = m_daemon.metrics();
+    m.collect();
     const HubStats hub = m_daemon.hub_stats();
     m.describe("saltpeter_wrappers_connected", "gauge", "Wrapper WebSocket connections open");
     m.set("saltpeter_wrappers_connected", {}, static_cast<double>(hub.connections_open));

@@ -30,6 +30,7 @@
 #include "saltpeter/machine_hub.hpp"
 #include "saltpeter/salt_transport.hpp"
 #include "saltpeter/scheduler.hpp"
+#include "saltpeter/search_sink.hpp"
 
 namespace saltpeter {
 
@@ -256,6 +257,7 @@ public:
         if (m_options.echo_output) m_observers.add(&m_echo);
         m_metrics_observer = make_metrics_observer(m_metrics);
         m_observers.add(m_metrics_observer.get());
+        if (auto sinks = start_search_sinks(s); !sinks) return sinks.error();
         m_tracker = std::make_unique<RunTracker>(m_io, tracker_options, m_observers);
         m_tracker->set_store(m_store.get());
         m_tracker->set_on_run_finished([this](const RunRecord& run) { on_run_finished(run); });
@@ -390,6 +392,7 @@ public:
         if (m_transport) m_transport->stop();
         if (m_hub) m_hub->stop();
         if (m_api) m_api->stop();
+        for (auto& sink : m_search_sinks) sink->stop();  // flushes for at most 5 s each
         spdlog::info("spd stopped");
     }
 
@@ -421,6 +424,32 @@ public:
     }
     std::optional<SysSeconds> next_run(const std::string& job) const { return m_scheduler.next_run(job); }
     HubStats hub_stats() const { return m_hub ? m_hub->stats() : HubStats{}; }
+
+    // One search sink per configured URL (search_sink.hpp); their counters reach /metrics through a collector.
+    Status start_search_sinks(const Settings& s) {
+        const std::pair<const char*, std::pair<std::string, std::string>> wanted[] = {
+            {"elasticsearch", {s.elasticsearch, s.elasticsearch_index}},
+            {"opensearch", {s.opensearch, s.opensearch_index}}};
+        for (const auto& [name, where] : wanted) {
+            if (where.first.empty()) continue;
+            SearchSinkOptions options;
+            options.name = name;
+            options.url = where.first;
+            options.index_prefix = where.second;
+            auto sink = SearchSink::create(options, [this](const std::string& job) {
+                const Job* cfg = m_config.find(job);
+                return cfg != nullptr ? cfg->group : std::string();
+            });
+            if (!sink) return Error{sink.error().message, name};
+            std::shared_ptr<SearchSink> shared = std::move(*sink);
+            spdlog::info("{} sink: documents go to {}/_bulk, index {}-YYYY.MM.DD", name, shared->display_url(),
+                         options.index_prefix);
+            m_observers.add(shared.get());
+            m_metrics.add_collector([shared](Metrics& m) { report_search_sink(m, shared->options().name, shared->stats()); });
+            m_search_sinks.push_back(std::move(shared));
+        }
+        return Ok{};
+    }
 
     // The API (api_server.hpp); without tokens it listens on 127.0.0.1 only, whatever the config says.
     Status start_api(const Settings& s) {
@@ -624,6 +653,10 @@ private:
         keep(after.startup_timeout, before.startup_timeout, "startup_timeout");
         keep(after.timeout_grace, before.timeout_grace, "timeout_grace");
         keep(after.kill_grace, before.kill_grace, "kill_grace");
+        keep(after.elasticsearch, before.elasticsearch, "elasticsearch");
+        keep(after.opensearch, before.opensearch, "opensearch");
+        keep(after.elasticsearch_index, before.elasticsearch_index, "elasticsearch_index");
+        keep(after.opensearch_index, before.opensearch_index, "opensearch_index");
         keep(after.api_ws, before.api_ws, "api_ws");
         keep(after.api_ws_port, before.api_ws_port, "api_ws_port");
         keep(after.api_ws_bind_addr, before.api_ws_bind_addr, "api_ws_bind_addr");
@@ -721,6 +754,7 @@ private:
     JobLogWriter m_log_writer;
     OutputEcho m_echo;
     std::unique_ptr<RunObserver> m_metrics_observer;
+    std::vector<std::shared_ptr<SearchSink>> m_search_sinks;  // outlive the tracker that feeds them
     Scheduler m_scheduler;
     std::unique_ptr<SaltTransport> m_transport;
     std::unique_ptr<RunStore> m_store;  // destroyed after the tracker, hub and API that write to it

@@ -86,7 +86,7 @@ Result<HttpResult> http_call(const Url& url, const HttpRequest& request) {
     req.set(http::field::connection, "close");
     for (const auto& [k, v] : request.headers) req.set(k, v);
     if (req.method() == http::verb::post) {
-        req.set(http::field::content_type, "application/json");
+        if (req.find(http::field::content_type) == req.end()) req.set(http::field::content_type, "application/json");
         req.body() = request.body;
         req.prepare_payload();
     }
@@ -130,7 +130,7 @@ Result<HttpResult> http_call(const Url& url, const HttpRequest& request) {
     io.run();
     if (!done) {
         const std::string reason = failure == beast::error::timeout ? "timed out" : failure.message();
-        return Error{"cannot reach spd at " + where + " (" + step + ": " + reason + ")", "unreachable"};
+        return Error{"cannot reach " + request.peer + " at " + where + " (" + step + ": " + reason + ")", "unreachable"};
     }
     HttpResult result;
     auto& res = parser.get();

@@ -31,8 +31,9 @@ struct HttpResult {
 struct HttpRequest {
     std::string method = "GET";  ///< GET or POST
     std::string target;          ///< path and query, appended to url.base
-    std::string body;            ///< POST: JSON
+    std::string body;            ///< POST: JSON unless headers name another Content-Type
     std::vector<std::pair<std::string, std::string>> headers;
+    std::string peer = "spd";    ///< what errors say could not be reached
     std::chrono::milliseconds timeout{10000};
     std::string ca_file;         ///< https: extra CA bundle (empty = system default paths)
 };

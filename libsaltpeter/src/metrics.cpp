@@ -137,6 +137,12 @@ std::string Metrics::render() const {
     return out;
 }
 
+void Metrics::add_collector(std::function<void(Metrics&)> collector) { m_collectors.push_back(std::move(collector)); }
+
+void Metrics::collect() {
+    for (auto& collector : m_collectors) collector(*this);
+}
+
 std::unique_ptr<RunObserver> make_metrics_observer(Metrics& metrics) { return std::make_unique<MetricsObserver>(metrics); }
 
 }  // namespace saltpeter

@@ -3,6 +3,7 @@
 // Prometheus text exposition format (version 0.0.4) for GET /metrics. Io thread only; no locks.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,11 @@ public:
     /// Every family in name order: # HELP, # TYPE, then its series (histograms as _bucket{le=},
     /// _sum and _count). Label values escape backslash, double quote and newline.
     std::string render() const;
+    /// Registers a function that refreshes series from state kept elsewhere (e.g. a worker
+    /// thread's atomic counters); collect() calls every one, in registration order.
+    void add_collector(std::function<void(Metrics&)> collector);
+    /// Runs the collectors (io thread, before render() at /metrics time).
+    void collect();
 
 private:
     struct Histogram {
@@ -50,6 +56,7 @@ private:
         std::unique_ptr<Histogram> histogram;
     };
     std::map<std::string, Family> m_families;
+    std::vector<std::function<void(Metrics&)>> m_collectors;
 };
 
 /// Renders `{a="x",b="y"}` (empty for no labels).
