@@ -38,7 +38,7 @@ int run_history(const HistoryOptions& opts, const Context& ctx) {
         rows.push_back({r.instance, short_time(r.started), r.trigger, result, targets});
     }
     if (rows.size() == 1) {
-        std::cout << "no runs of " << opts.job << " in spd's memory\n";
+        std::cout << "no runs of " << opts.job << " in spd's history\n";
         return k_exit_ok;
     }
     print_table(rows);

@@ -50,6 +50,7 @@ constexpr long k_open_handshake_timeout_ms = 5000;  // slowloris: a request must
 constexpr long k_close_handshake_timeout_ms = 1000;
 constexpr std::size_t k_max_send_queue_bytes = 8u * 1024 * 1024;  // a UI that reads slower is closed
 constexpr std::size_t k_default_history_limit = 20;
+constexpr std::size_t k_timeline_max_runs = 5000;  // the newest runs of a timeline range
 
 class MemoryHistory final : public RunHistory {
 public:
@@ -73,6 +74,18 @@ public:
         const RunRecord* r = m_tracker.find(instance);
         if (r == nullptr) return std::nullopt;
         return *r;
+    }
+    std::map<std::string, RunRecord> runs_between(SysMicros start, SysMicros end, std::size_t limit) const override {
+        std::vector<const RunRecord*> found;
+        for (const auto& [instance, run] : m_tracker.runs()) {
+            if (run.started <= end && (!run.ended || *run.ended >= start)) found.push_back(&run);
+        }
+        std::sort(found.begin(), found.end(), [](const RunRecord* a, const RunRecord* b) {
+            return a->started != b->started ? a->started > b->started : a->instance > b->instance;
+        });
+        std::map<std::string, RunRecord> out;
+        for (std::size_t i = 0; i < found.size() && i < limit; ++i) out.emplace(found[i]->instance, *found[i]);
+        return out;
     }
 
 private:
@@ -378,7 +391,9 @@ Result<std::uint16_t> ApiServer::Impl::listen() {
     const auto address = boost::asio::ip::make_address(m_options.bind_address, aec);
     if (aec) return Error{"API: invalid api_ws_bind_addr '" + m_options.bind_address + "': " + aec.message(), "api_ws_bind_addr"};
     const boost::asio::ip::tcp::endpoint endpoint(address, m_options.port);
-    m_history = make_memory_history(m_daemon.tracker());
+    // The store once the daemon has opened it (start() does so before the API listens).
+    m_history = m_daemon.store() != nullptr ? make_store_history(*m_daemon.store(), m_daemon.tracker())
+                                            : make_memory_history(m_daemon.tracker());
     if (m_options.tls_cert.empty() && m_options.tls_key.empty()) {
         m_plain = std::make_unique<PlainServer>();
         return start(*m_plain, endpoint, where);
@@ -638,7 +653,12 @@ std::string ApiServer::Impl::job_summary(const Job& job) const {
     j["running"] = std::move(running);
     j["targets_running"] = targets_running;
     const RunRecord* latest = ui::latest_run(m_daemon.tracker().runs(), job.name);
-    j["last_instance"] = latest ? Json(latest->instance) : Json(nullptr);
+    std::string last_instance = latest ? latest->instance : std::string();
+    if (latest == nullptr && m_history) {
+        // Nothing in memory (e.g. after a restart): the newest stored run, so that spctl logs finds it.
+        for (const RunRecord& run : m_history->runs_of(job.name, 1)) last_instance = run.instance;
+    }
+    j["last_instance"] = last_instance.empty() ? Json(nullptr) : Json(last_instance);
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -697,7 +717,8 @@ HttpReply ApiServer::Impl::route_get(const Target& t) {
         auto end = ui::parse_timeline_bound((t.query.count("end") ? t.query.at("end") : std::string("now")), now);
         if (!start) return error_reply(400, start.error().message);
         if (!end) return error_reply(400, end.error().message);
-        Json j = Json::parse(ui::timeline_frame(tracker.runs(), *start, *end, "http", unix_seconds_now()));
+        Json j = Json::parse(ui::timeline_frame(m_history->runs_between(*start, *end, k_timeline_max_runs), *start,
+                                                *end, "http", unix_seconds_now()));
         r.body = j["timeline"].dump(-1, ' ', true, Json::error_handler_t::replace);
     } else if (t.path == "/status") {
         Json j = Json::parse(ui::status_frame(tracker.runs(), tracker.job_status()));
@@ -956,7 +977,7 @@ void ApiServer::Impl::on_message(Hdl hdl, const std::string& text) {
         break;
     }
     case Kind::get_timeline: {
-        // Served from the runs spd keeps (no search backend needed); a bad bound answers with
+        // Served from the run history (the store; no search backend needed); a bad bound answers with
         // the request id and no content, as the UI expects a reply.
         const auto now = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
         auto start = ui::parse_timeline_bound(cmd.start_date.empty() ? "now-1d" : cmd.start_date, now);
@@ -966,7 +987,8 @@ void ApiServer::Impl::on_message(Hdl hdl, const std::string& text) {
             send(c, ui::timeline_frame({}, now, now, cmd.id, unix_seconds_now()));
             break;
         }
-        send(c, ui::timeline_frame(m_daemon.tracker().runs(), *start, *end, cmd.id, unix_seconds_now()));
+        send(c, ui::timeline_frame(m_history->runs_between(*start, *end, k_timeline_max_runs), *start, *end, cmd.id,
+                                   unix_seconds_now()));
         break;
     }
     case Kind::push:

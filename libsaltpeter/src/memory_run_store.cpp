@@ -197,6 +197,19 @@ public:
         return out;
     }
 
+    Result<std::vector<StoredRun>> runs_between(SysMicros start, SysMicros end, std::size_t limit) override {
+        std::lock_guard lock(m_mutex);
+        std::vector<const MemRun*> list;
+        if (start > end) return std::vector<StoredRun>{};
+        for (const auto& [instance, r] : m_runs) {
+            if (r.run.started <= end && (!r.run.ended || *r.run.ended >= start)) list.push_back(&r);
+        }
+        std::sort(list.begin(), list.end(), [](const MemRun* a, const MemRun* b) { return newer_first(&a->run, &b->run); });
+        std::vector<StoredRun> out;
+        for (std::size_t i = 0; i < list.size() && i < limit; ++i) out.push_back(with_targets(*list[i]));
+        return out;
+    }
+
     Result<std::string> output(const std::string& instance, const std::string& machine) override {
         std::lock_guard lock(m_mutex);
         const MemTarget* t = find_target(instance, machine);

@@ -58,6 +58,45 @@ std::string output_cut_marker(std::uint64_t cut_bytes) {
     return "\n[... " + std::to_string(cut_bytes) + " bytes cut by saltpeter (output_max_bytes) ...]\n";
 }
 
+RunRecord to_run_record(const StoredRun& run) {
+    RunRecord r;
+    r.instance = run.instance;
+    r.job = run.job;
+    r.group = run.group;
+    r.trigger = run.trigger;
+    r.scheduled = run.scheduled;
+    r.started = run.started;
+    r.ended = run.ended;
+    r.kill_requested = run.status == RunStatus::killed;
+    r.launching_done = run.ended.has_value();
+    for (const StoredTarget& t : run.targets) {
+        TargetResult& out = r.targets[t.machine];
+        out.machine = t.machine;
+        out.state = t.state;
+        out.starttime = t.started.value_or(run.started);
+        out.endtime = t.ended;
+        out.retcode = t.retcode;
+        out.wrapper_version = t.wrapper_version;
+        out.last_heartbeat = t.last_heartbeat;
+        out.notes = t.notes;
+        out.spd_verdict = t.spd_verdict;
+        out.output_bytes = t.output_bytes;
+    }
+    return r;
+}
+
+std::string stored_output_display(std::string output, const StoredTarget& target) {
+    if (!target.spd_verdict || target.notes.empty()) return output;
+    std::string_view note = target.notes.back();
+    while (!note.empty() && note.front() == '\n') note.remove_prefix(1);
+    while (!note.empty() && note.back() == '\n') note.remove_suffix(1);
+    if (note.empty()) return output;
+    if (!output.empty() && output.back() != '\n') output += '\n';
+    output += note;
+    output += '\n';
+    return output;
+}
+
 namespace detail {
 
 bool OutputGate::try_reserve(std::uint64_t n) {

@@ -84,6 +84,11 @@ CREATE TABLE last_fire(
   job TEXT PRIMARY KEY,
   fire INTEGER NOT NULL);
 )sql",
+    // 1 -> 2: runs_between (the timeline) finds runs by start and by end time.
+    R"sql(
+CREATE INDEX runs_started ON runs(started);
+CREATE INDEX runs_ended ON runs(ended);
+)sql",
 };
 
 /// A failed SQLite call inside a write batch or a read: the whole batch or read fails with it.
@@ -409,6 +414,22 @@ public:
         });
     }
 
+    Result<std::vector<StoredRun>> runs_between(SysMicros start, SysMicros end, std::size_t limit) override {
+        if (start > end) return std::vector<StoredRun>{};
+        return read([&] {
+            std::vector<StoredRun> out;
+            {
+                ResetGuard g{m_r.runs_between};
+                m_r.runs_between.bind(1, micros(start))
+                    .bind(2, micros(end))
+                    .bind(3, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+                while (m_r.runs_between.step()) out.push_back(run_from(m_r.runs_between));
+            }
+            for (auto& r : out) r.targets = targets_of(r.instance);
+            return out;
+        });
+    }
+
     Result<std::string> output(const std::string& instance, const std::string& machine) override {
         auto result = read([&]() -> std::optional<std::string> {
             std::int64_t id = 0;
@@ -466,7 +487,7 @@ private:
     };
     struct ReaderStatements {
         Stmt begin, commit;
-        Stmt unfinished, last_fires, run, runs_of_job, targets, target_id, output, decisions;
+        Stmt unfinished, last_fires, run, runs_of_job, runs_between, targets, target_id, output, decisions;
     };
 
     void prepare_statements() {
@@ -521,6 +542,13 @@ private:
         m_r.run = Stmt(r, (std::string(run_cols) + "WHERE instance = ?1").c_str());
         m_r.runs_of_job = Stmt(r, (std::string(run_cols) +
                                    "WHERE job = ?1 ORDER BY started DESC, instance DESC LIMIT ?2").c_str());
+        // Three disjoint parts, each served by an index: started within the range; started before
+        // it and ended within or after it; started before it and not ended.
+        m_r.runs_between = Stmt(r, (std::string(run_cols) +
+                                    "WHERE instance IN (SELECT instance FROM runs WHERE started BETWEEN ?1 AND ?2 "
+                                    "UNION ALL SELECT instance FROM runs WHERE ended >= ?1 AND started < ?1 AND started <= ?2 "
+                                    "UNION ALL SELECT instance FROM runs WHERE ended IS NULL AND started < ?1 AND started <= ?2) "
+                                    "ORDER BY started DESC, instance DESC LIMIT ?3").c_str());
         m_r.targets = Stmt(r,
             "SELECT instance, machine, state, started, ended, retcode, wrapper_version, last_heartbeat, notes, "
             "spd_verdict, last_seq, output_bytes, cut_bytes FROM targets WHERE instance = ?1 ORDER BY machine");

@@ -382,7 +382,8 @@ std::string run_json(const RunRecord& run, bool with_output) {
         if (t.endtime && t.state != TargetState::pending)
             duration = std::chrono::duration<double>(*t.endtime - t.starttime).count();
         r["duration"] = t.endtime ? Json(duration) : Json(nullptr);
-        r["output_length"] = t.output.size();
+        // A stored run listed without its output: the bytes the target printed.
+        r["output_length"] = t.output.empty() ? t.output_bytes : t.output.size();
         if (!t.notes.empty()) r["notes"] = t.notes;
         if (with_output) r["output"] = t.output;
         targets[machine] = std::move(r);

@@ -762,3 +762,174 @@ TEST_CASE("run_store: sqlite retention bounds what is on disk while a large stre
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
+
+TEST_CASE("run_store: runs_between finds the runs whose span overlaps the range, newest first, with targets") {
+    for (const std::string& kind : k_kinds) {
+        CAPTURE(kind);
+        Harness h(kind);
+        // before [100, 200]: ended at 90
+        REQUIRE(h.put_run(make_run("x_before", "x", at(10))).ok());
+        REQUIRE(h.finish("x_before", at(90), RunStatus::success).ok());
+        // straddles the start: 50 .. 150
+        REQUIRE(h.put_run(make_run("x_straddle", "x", at(50))).ok());
+        REQUIRE(h.finish("x_straddle", at(150), RunStatus::failure).ok());
+        // inside, other job, with a target
+        REQUIRE(h.put_run(make_run("y_inside", "y", at(120))).ok());
+        StoredTarget t = make_target("y_inside", "m1");
+        t.state = TargetState::finished;
+        t.started = at(121);
+        t.ended = at(130);
+        t.retcode = 3;
+        REQUIRE(h.put_target(t).ok());
+        REQUIRE(h.append("y_inside", "m1", 1, "some output").ok());
+        REQUIRE(h.finish("y_inside", at(130), RunStatus::failure).ok());
+        // unfinished, started before the range: still running through it
+        REQUIRE(h.put_run(make_run("x_open", "x", at(30))).ok());
+        // starts after the range
+        REQUIRE(h.put_run(make_run("x_after", "x", at(201))).ok());
+        // the range's bounds are inclusive
+        REQUIRE(h.put_run(make_run("x_at_end", "x", at(200))).ok());
+        REQUIRE(h.finish("x_at_end", at(210), RunStatus::success).ok());
+        REQUIRE(h.put_run(make_run("x_ends_at_start", "x", at(60))).ok());
+        REQUIRE(h.finish("x_ends_at_start", at(100), RunStatus::success).ok());
+
+        auto runs = h.store->runs_between(at(100), at(200), 100);
+        REQUIRE(runs.ok());
+        std::vector<std::string> names;
+        for (const StoredRun& r : *runs) names.push_back(r.instance);
+        CHECK(names == std::vector<std::string>{"x_at_end", "y_inside", "x_ends_at_start", "x_straddle", "x_open"});
+        const StoredRun& inside = (*runs)[1];
+        REQUIRE(inside.targets.size() == 1);
+        CHECK(inside.targets[0].machine == "m1");
+        CHECK(inside.targets[0].retcode == 3);
+        CHECK(inside.targets[0].started == at(121));
+        CHECK(inside.targets[0].ended == at(130));
+        CHECK(inside.targets[0].output_bytes == 11);
+        CHECK(inside.status == RunStatus::failure);
+        CHECK(inside.job == "y");
+
+        // The limit keeps the newest.
+        auto two = h.store->runs_between(at(100), at(200), 2);
+        REQUIRE(two.ok());
+        REQUIRE(two->size() == 2);
+        CHECK((*two)[0].instance == "x_at_end");
+        CHECK((*two)[1].instance == "y_inside");
+
+        // Later on only the unfinished runs still overlap; an inverted range matches nothing.
+        auto late = h.store->runs_between(at(300), at(400), 100);
+        REQUIRE(late.ok());
+        REQUIRE(late->size() == 2);
+        CHECK((*late)[0].instance == "x_after");
+        CHECK((*late)[1].instance == "x_open");
+        auto inverted = h.store->runs_between(at(200), at(100), 100);
+        REQUIRE(inverted.ok());
+        CHECK(inverted->empty());
+    }
+}
+
+TEST_CASE("run_store: sqlite schema 1 databases gain the runs_between indexes when reopened") {
+    TempDir dir;
+    boost::asio::io_context io;
+    const std::string path = dir.file("state.db");
+    {
+        auto store = make_sqlite_run_store(io, path);
+        REQUIRE(store.ok());
+        StoredRun r = make_run("old_1", "old", at(5));
+        std::optional<Status> done;
+        (*store)->put_run(r, [&](const Status& s) { done = s; });
+        run_until(io, [&] { return done.has_value(); });
+        REQUIRE(done->ok());
+    }
+    auto index_count = [&] {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+        sqlite3_stmt* st = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
+                                       "('runs_started', 'runs_ended')", -1, &st, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+        const int n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+    };
+    CHECK(index_count() == 2);
+    {
+        // Back to what the first release wrote: schema 1 without the indexes.
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db, "DROP INDEX runs_started; DROP INDEX runs_ended; UPDATE schema_version SET version = 1",
+                             nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    CHECK(index_count() == 0);
+    auto store = make_sqlite_run_store(io, path);
+    REQUIRE_MESSAGE(store.ok(), (store.ok() ? "" : store.error().message));
+    CHECK(index_count() == 2);
+    auto runs = (*store)->runs_between(at(0), at(10), 10);
+    REQUIRE(runs.ok());
+    REQUIRE(runs->size() == 1);
+    CHECK((*runs)[0].instance == "old_1");
+}
+
+TEST_CASE("run_store: a stored run converts to the API's RunRecord; verdict texts follow the output") {
+    StoredRun s = make_run("j_1", "j", at(0));
+    s.ended = at(20);
+    s.status = RunStatus::failure;
+    StoredTarget a = make_target("j_1", "a");
+    a.state = TargetState::finished;
+    a.started = at(1);
+    a.ended = at(20);
+    a.retcode = 253;
+    a.spd_verdict = true;
+    a.wrapper_version = "1.2.3";
+    a.notes = {"heartbeat lost", "[SALTPETER ERROR: Job lost connection - no heartbeat for 15 seconds]"};
+    a.output_bytes = 42;
+    StoredTarget b = make_target("j_1", "b");  // never started: no start time stored
+    s.targets = {a, b};
+
+    const RunRecord r = to_run_record(s);
+    CHECK(r.instance == "j_1");
+    CHECK(r.job == "j");
+    CHECK(r.group == "ops");
+    CHECK(r.started == at(0));
+    CHECK(r.ended == at(20));
+    CHECK(r.finished());
+    CHECK(r.launching_done);
+    CHECK_FALSE(r.kill_requested);
+    REQUIRE(r.targets.size() == 2);
+    const TargetResult& ta = r.targets.at("a");
+    CHECK(ta.machine == "a");
+    CHECK(ta.state == TargetState::finished);
+    CHECK(ta.starttime == at(1));
+    CHECK(ta.endtime == at(20));
+    CHECK(ta.retcode == 253);
+    CHECK(ta.spd_verdict);
+    CHECK(ta.wrapper_version == "1.2.3");
+    CHECK(ta.notes == a.notes);
+    CHECK(ta.output_bytes == 42);
+    CHECK(ta.output.empty());
+    CHECK(r.targets.at("b").starttime == at(0));  // the run's start stands in
+    CHECK_FALSE(r.targets.at("b").retcode.has_value());
+    CHECK_FALSE(r.success());
+
+    const std::string verdict = "[SALTPETER ERROR: Job lost connection - no heartbeat for 15 seconds]";
+    CHECK(stored_output_display("partial", a) == "partial\n" + verdict + "\n");
+    CHECK(stored_output_display("line\n", a) == "line\n" + verdict + "\n");
+    CHECK(stored_output_display("", a) == verdict + "\n");
+    StoredTarget padded = a;
+    padded.notes.back() = "\n" + verdict + "\n";
+    CHECK(stored_output_display("x", padded) == "x\n" + verdict + "\n");
+    StoredTarget real = a;  // the wrapper's own result: the output stands alone
+    real.spd_verdict = false;
+    CHECK(stored_output_display("partial", real) == "partial");
+    StoredTarget no_notes = a;
+    no_notes.notes.clear();
+    CHECK(stored_output_display("partial", no_notes) == "partial");
+
+    s.status = RunStatus::killed;
+    s.ended.reset();
+    const RunRecord killed = to_run_record(s);
+    CHECK(killed.kill_requested);
+    CHECK_FALSE(killed.finished());
+    CHECK_FALSE(killed.launching_done);
+}

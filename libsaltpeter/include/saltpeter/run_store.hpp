@@ -149,12 +149,27 @@ public:
     virtual Result<std::optional<StoredRun>> run(const std::string& instance) = 0;
     /// The newest `limit` runs of a job (newest first), with their targets.
     virtual Result<std::vector<StoredRun>> runs(const std::string& job, std::size_t limit) = 0;
+    /// Runs whose span [started, ended] overlaps [start, end] (an unfinished run's span reaches
+    /// forever), newest first (started, then instance, descending), at most `limit`, with their
+    /// targets but no output. A run that started before `start` and ended within it is included;
+    /// nothing when `start` is after `end`.
+    virtual Result<std::vector<StoredRun>> runs_between(SysMicros start, SysMicros end, std::size_t limit) = 0;
     /// A target's stored output; a cut output has output_cut_marker between head and tail.
     /// Error if the target is unknown.
     virtual Result<std::string> output(const std::string& instance, const std::string& machine) = 0;
     /// The newest `limit` decisions of a job, newest first.
     virtual Result<std::vector<SchedulerDecision>> decisions(const std::string& job, std::size_t limit) = 0;
 };
+
+/// A stored run as the API shows it: state, times, retcodes, notes and verdicts of every target,
+/// without output (`output` stays empty; load it with RunStore::output and stored_output_display).
+/// A run is finished once it has an end; its launching is then done too.
+RunRecord to_run_record(const StoredRun& run);
+
+/// The output of a stored target as the live view shows it: `output` followed, for a target with
+/// an spd verdict, by the verdict text (the last note) on a line of its own ("\n" before it unless
+/// `output` is empty or already ends with one, "\n" after it).
+std::string stored_output_display(std::string output, const StoredTarget& target);
 
 /// Opens (creating it 0600 if missing) the SQLite database at `path` in WAL mode, checks it
 /// (PRAGMA quick_check), migrates its schema and starts the writer thread. Errors name the path
