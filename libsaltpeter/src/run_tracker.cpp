@@ -366,7 +366,8 @@ bool RunTracker::instance_taken(const std::string& instance) const {
     if (m_runs.count(instance) != 0) return true;
     if (m_impl->raw_store == nullptr) return false;
     auto stored = m_impl->raw_store->run(instance);
-    return !stored || stored->has_value();  // an unreadable store: take no chances
+    // An unreadable store cannot say; the id is used (a clash replaces a run of an earlier spd).
+    return stored.ok() && stored->has_value();
 }
 
 TargetResult* RunTracker::target_of(const TargetKey& key, RunRecord** run_out) {

@@ -226,6 +226,9 @@ public:
     }
     void prune(SysMicros now, Completion done) override { m_inner.prune(now, std::move(done)); }
     void flush(Completion done) override { m_inner.flush(std::move(done)); }
+    void clear_target_error(const std::string& instance, const std::string& machine, Completion done) override {
+        m_inner.clear_target_error(instance, machine, std::move(done));
+    }
     std::uint64_t queued_bytes() const override { return m_inner.queued_bytes(); }
     Result<std::vector<StoredRun>> unfinished_runs() override { return fail(); }
     Result<std::map<std::string, SysSeconds>> last_fire_times() override { return fail(); }
