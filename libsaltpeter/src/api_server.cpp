@@ -563,6 +563,7 @@ std::string ApiServer::Impl::metrics_text() {
     m.describe("saltpeter_scheduler_lag_seconds", "histogram", "Delay between a scheduled fire time and the firing");
     m.describe("saltpeter_jobs", "gauge", "Jobs in the configuration");
     m.set("saltpeter_jobs", {}, static_cast<double>(m_daemon.config().jobs.size()));
+    m.collect();
     return m.render();
 }
 

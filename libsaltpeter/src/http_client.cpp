@@ -64,7 +64,7 @@ Result<HttpResult> http_call(const Url& url, const HttpRequest& request) {
         boost::system::error_code ec;
         if (request.ca_file.empty()) tls.set_default_verify_paths(ec);
         else tls.load_verify_file(request.ca_file, ec);
-        if (ec) return Error{"cannot load CA certificates for " + where + ": " + ec.message(), "unreachable"};
+        if (ec) return Error{"cannot load CA certificates for " + (request.peer.empty() ? where : request.peer) + ": " + ec.message(), "unreachable"};
         tls.set_verify_mode(ssl::verify_peer);
     }
     beast::tcp_stream plain(io);
@@ -130,7 +130,8 @@ Result<HttpResult> http_call(const Url& url, const HttpRequest& request) {
     io.run();
     if (!done) {
         const std::string reason = failure == beast::error::timeout ? "timed out" : failure.message();
-        return Error{"cannot reach spd at " + where + " (" + step + ": " + reason + ")", "unreachable"};
+        const std::string peer = request.peer.empty() ? "spd at " + where : request.peer;
+        return Error{"cannot reach " + peer + " (" + step + ": " + reason + ")", "unreachable"};
     }
     HttpResult result;
     auto& res = parser.get();

@@ -35,6 +35,7 @@ struct HttpRequest {
     std::vector<std::pair<std::string, std::string>> headers;
     std::chrono::milliseconds timeout{10000};
     std::string ca_file;         ///< https: extra CA bundle (empty = system default paths)
+    std::string peer;            ///< names the peer in errors; empty = "spd at <url>"
 };
 
 /// Sends one request and reads the whole response. Error (field "unreachable") when the host

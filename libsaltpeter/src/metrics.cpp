@@ -139,4 +139,10 @@ std::string Metrics::render() const {
 
 std::unique_ptr<RunObserver> make_metrics_observer(Metrics& metrics) { return std::make_unique<MetricsObserver>(metrics); }
 
+void Metrics::add_collector(std::function<void(Metrics&)> collector) { m_collectors.push_back(std::move(collector)); }
+
+void Metrics::collect() {
+    for (auto& collector : m_collectors) collector(*this);
+}
+
 }  // namespace saltpeter

@@ -3,6 +3,7 @@
 // Prometheus text exposition format (version 0.0.4) for GET /metrics. Io thread only; no locks.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +33,12 @@ public:
     void observe(const std::string& name, double value, const std::vector<double>& buckets);
     /// The current value of a counter or gauge series; 0 when unknown (tests).
     double value(const std::string& name, const MetricLabels& labels = {}) const;
+    /// Adds a function that refreshes series from state kept elsewhere (e.g. another thread's
+    /// atomics) each time collect() runs. Io thread; what it captures must stay valid while
+    /// collect() can be called.
+    void add_collector(std::function<void(Metrics&)> collector);
+    /// Runs every collector in the order added (the API calls it just before render()).
+    void collect();
     /// Every family in name order: # HELP, # TYPE, then its series (histograms as _bucket{le=},
     /// _sum and _count). Label values escape backslash, double quote and newline.
     std::string render() const;
@@ -50,6 +57,7 @@ private:
         std::unique_ptr<Histogram> histogram;
     };
     std::map<std::string, Family> m_families;
+    std::vector<std::function<void(Metrics&)>> m_collectors;
 };
 
 /// Renders `{a="x",b="y"}` (empty for no labels).
