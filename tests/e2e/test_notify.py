@@ -2,6 +2,7 @@
 127.0.0.1 receives the POSTs. Failure and recovered payloads, the saltpeter_config default, retries
 after 500s, an unreachable webhook (logged, counted in /metrics, spd keeps running jobs) and a
 missed fire time at start-up."""
+import base64
 import json
 import re
 import socket
@@ -119,7 +120,8 @@ def test_failure_and_recovered_payloads_and_the_default_webhook(setup, hooks):
     jobs = (job("nt_flip", f"test -f {flag} && echo all fine || {{ echo broken here; exit 3; }}",
                 f"  notify: {{on: [failure, recovered], webhook: '{hooks.url('/flip?token=s3cret')}'}}\n")
             + job("nt_plain", "echo plain failure; exit 5"))
-    spd = Spd(setup, jobs, f"notify: {{on: [failure], webhook: '{hooks.url('/default')}'}}\n")
+    default_hook = hooks.url("/default").replace("http://", "http://alice:pw@")  # sent as Basic auth
+    spd = Spd(setup, jobs, f"notify: {{on: [failure], webhook: '{default_hook}'}}\n")
 
     first = spd.run("nt_flip")
     setup.wait_for(lambda: hooks.to("/flip"), 30, "the failure POST")
@@ -149,6 +151,8 @@ def test_failure_and_recovered_payloads_and_the_default_webhook(setup, hooks):
     plain = spd.run("nt_plain")
     setup.wait_for(lambda: hooks.to("/default"), 30, "the default webhook's POST")
     (d,) = hooks.documents("/default")
+    assert hooks.to("/default")[0]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"alice:pw").decode()
+    assert "Authorization" not in hooks.to("/flip")[0]["headers"]
     assert (d["event"], d["job"], d["instance"], d["targets"][0]["retcode"]) == ("failure", "nt_plain", plain, 5)
 
     # Success after a failure: `recovered` (success itself is not subscribed).
@@ -166,7 +170,7 @@ def test_failure_and_recovered_payloads_and_the_default_webhook(setup, hooks):
     assert spd.metric("saltpeter_notifications_sent_total", "failure") == 2
     assert spd.metric("saltpeter_notifications_sent_total", "recovered") == 1
     # Query strings (tokens) never reach the log.
-    assert "s3cret" not in spd.log()
+    assert "s3cret" not in spd.log() and "alice" not in spd.log()
     assert f"127.0.0.1:{hooks.port}/flip" in spd.log()
 
 
@@ -195,15 +199,16 @@ def test_unreachable_webhook_is_logged_and_counted_and_spd_keeps_running_jobs(se
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     jobs = (job("nt_dead", "echo bad; exit 4",
-                f"  notify: {{on: [failure, success], webhook: 'http://user:pw@127.0.0.1:{dead}/hook?k=secret'}}\n")
+                f"  notify: {{on: [failure, success], webhook: 'http://user:pw@127.0.0.1:{dead}/hook?k=zq9tok'}}\n")
             + job("nt_alive", "echo still running"))
     spd = Spd(setup, jobs, "")
     spd.run("nt_dead")
     setup.wait_for(lambda: "attempt 1 failed" in spd.log(), 30, "the first failed attempt")
     # While the worker backs off, runs go on.
-    for _ in range(2):
+    for n in (1, 2):
         spd.run("nt_alive")
-    setup.wait_for(lambda: setup.job_log("nt_alive").count("###### Finished nt_alive") >= 2, 30, "two more runs")
+        setup.wait_for(lambda: setup.job_log("nt_alive").count("###### Finished nt_alive") >= n, 30, f"run {n}")
+    assert spd.metric("saltpeter_notifications_failed_total", "failure") == 0  # still retrying
     # Five attempts: 1 + 2 + 4 + 8 s of backoff.
     setup.wait_for(lambda: spd.metric("saltpeter_notifications_failed_total", "failure") == 1, 40,
                    "the failure counted in /metrics")
@@ -211,7 +216,7 @@ def test_unreachable_webhook_is_logged_and_counted_and_spd_keeps_running_jobs(se
     assert spd.metric("saltpeter_notifications_sent_total", "failure") == 0
     log = spd.log()
     assert f"to http://127.0.0.1:{dead}/hook failed after 5 attempt(s): cannot reach webhook" in log
-    assert "secret" not in log and "user:pw" not in log
+    assert "zq9tok" not in log and "user:pw" not in log
     assert spd.proc.poll() is None
     spd.run("nt_alive")
     setup.wait_for(lambda: setup.job_log("nt_alive").count("###### Finished nt_alive") >= 3, 30, "a run after that")
