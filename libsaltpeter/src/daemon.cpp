@@ -619,7 +619,7 @@ private:
         m_notifier = std::make_unique<Notifier>(options);
         m_metrics.add_collector([this](Metrics& m) { m_notifier->export_metrics(m); });
         for (const Job& job : m_config.jobs) {
-            auto runs = m_store->runs(job.name, 5);
+            auto runs = m_store->runs(job.name, 2);  // the latest may be one still running
             if (!runs) continue;
             for (const StoredRun& r : *runs) {
                 if (r.status == RunStatus::running) continue;

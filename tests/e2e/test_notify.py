@@ -234,3 +234,12 @@ def test_missed_fire_times_at_start_post_missed(setup, hooks):
     assert doc["missed"] in (3, 4) and doc["catch_up"] is False  # 4 when an hour turns meanwhile
     assert "misfire: skip, no catch-up run" in doc["reason"]
     assert doc["scheduled"].endswith(":00:00+00:00")
+
+
+def test_run_once_delivers_before_spd_exits(setup, hooks):
+    setup.write_config(job("nt_once", "echo once; exit 9", f"  notify: {{on: [failure], webhook: '{hooks.url('/once')}'}}\n"))
+    proc, _ = setup.run_once("nt_once")
+    assert proc.returncode == 9, proc.stderr
+    # spd --run-once stops right after the run: the stop drains the queue first.
+    (doc,) = hooks.documents("/once")
+    assert (doc["event"], doc["job"], doc["trigger"], doc["targets"][0]["retcode"]) == ("failure", "nt_once", "run-now", 9)
