@@ -246,17 +246,20 @@ public:
 
     void enqueue(Delivery d) {
         std::lock_guard lock(m_mutex);
-        if (m_stopping || m_queue.size() >= m_options.queue_max) {
+        const bool full = m_queue.size() >= m_options.queue_max ||
+                          m_queue_bytes + d.body.size() > m_options.queue_max_bytes;
+        if (m_stopping || full) {
             m_counts[index_of(d.event)].dropped++;
             // Once per episode of a full queue, not once per notification.
             if (!m_full_logged) {
                 spdlog::error("notify: {} notification of job {} to {} dropped: {}", to_string(d.event), d.job,
                               redact_url(d.url), m_stopping ? "spd is stopping" : "the queue is full (" +
-                              std::to_string(m_options.queue_max) + " waiting)");
+                              std::to_string(m_queue.size()) + " waiting, " + std::to_string(m_queue_bytes) + " bytes)");
                 m_full_logged = true;
             }
             return;
         }
+        m_queue_bytes += d.body.size();
         m_queue.push_back(std::move(d));
         m_queued = m_queue.size();
         m_cv.notify_one();
@@ -288,7 +291,10 @@ public:
                 d = std::move(m_queue.front());
                 m_queue.pop_front();
                 m_queued = m_queue.size();
-                if (m_queue.size() < m_options.queue_max / 2 + 1) m_full_logged = false;
+                m_queue_bytes -= d.body.size();
+                if (m_queue.size() <= m_options.queue_max / 2 && m_queue_bytes <= m_options.queue_max_bytes / 2) {
+                    m_full_logged = false;
+                }
             }
             deliver(d);
         }
@@ -301,6 +307,7 @@ public:
         for (const Delivery& d : m_queue) m_counts[index_of(d.event)].dropped++;
         m_queue.clear();
         m_queued = 0;
+        m_queue_bytes = 0;
     }
 
     // Attempts one notification until it is delivered, fails for good, or stop's drain ends.
@@ -379,6 +386,7 @@ public:
     mutable std::mutex m_mutex;
     std::condition_variable m_cv;
     std::deque<Delivery> m_queue;
+    std::size_t m_queue_bytes = 0;
     bool m_stopping = false;
     bool m_full_logged = false;
     Clock::time_point m_deadline{};

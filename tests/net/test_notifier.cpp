@@ -205,6 +205,26 @@ TEST_CASE("a full queue drops and counts without blocking; stop drains within dr
     CHECK(n.counters().at(NotifyEvent::failure).dropped == 3);
 }
 
+TEST_CASE("the queue is also bounded in bytes") {
+    test::Watchdog dog(30s);
+    ScriptedPoster poster({Result<int>(200)});
+    auto o = options_for(poster);
+    const std::size_t size = run_payload(NotifyEvent::failure, run_of("j", 1, "j_2"), o.payload).size();
+    o.queue_max_bytes = size * 5 / 2;  // two documents fit, not three
+    Notifier n(o);
+    poster.hold(true);
+    n.run_finished(run_of("j", 1, "j_1"), k_all);
+    poster.wait_requests(1);
+    for (int i = 2; i <= 4; ++i) n.run_finished(run_of("j", 1, "j_" + std::to_string(i)), k_all);
+    CHECK(n.counters().at(NotifyEvent::failure).dropped == 1);
+    poster.hold(false);
+    n.stop();
+    CHECK(n.counters().at(NotifyEvent::failure).sent == 3);
+    const auto requests = poster.requests();
+    REQUIRE(requests.size() == 3);
+    CHECK(requests[1].body.size() == size);
+}
+
 TEST_CASE("stop gives up a webhook that keeps failing once drain_timeout has passed") {
     test::Watchdog dog(30s);
     ScriptedPoster poster({Result<int>(500)});

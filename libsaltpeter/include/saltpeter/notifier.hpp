@@ -87,6 +87,7 @@ bool webhook_retryable(std::optional<int> status) noexcept;
 struct NotifierOptions {
     PayloadContext payload;
     std::size_t queue_max = 1000;  ///< notifications waiting; more are dropped and counted
+    std::size_t queue_max_bytes = 32u * 1024u * 1024u;  ///< their bodies together; likewise
     unsigned max_attempts = 5;     ///< per notification, the first included
     std::chrono::milliseconds backoff_initial{1000};  ///< before the 2nd attempt, doubling
     std::chrono::milliseconds backoff_max{30000};
