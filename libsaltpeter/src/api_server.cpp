@@ -664,7 +664,6 @@ std::string ApiServer::Impl::job_summary(const Job& job) const {
 
 std::string ApiServer::Impl::metrics_text() {
     Metrics& m = m_daemon.metrics();
-    m.collect();
     const HubStats hub = m_daemon.hub_stats();
     m.describe("saltpeter_wrappers_connected", "gauge", "Wrapper WebSocket connections open");
     m.set("saltpeter_wrappers_connected", {}, static_cast<double>(hub.connections_open));
@@ -697,6 +696,7 @@ std::string ApiServer::Impl::metrics_text() {
     }
     m.describe("saltpeter_jobs", "gauge", "Jobs in the configuration");
     m.set("saltpeter_jobs", {}, static_cast<double>(m_daemon.config().jobs.size()));
+    m.collect();
     return m.render();
 }
 

@@ -28,6 +28,7 @@
 #include "saltpeter/exit_code_mapper.hpp"
 #include "saltpeter/fire_time_store.hpp"
 #include "saltpeter/machine_hub.hpp"
+#include "saltpeter/notifier.hpp"
 #include "saltpeter/salt_transport.hpp"
 #include "saltpeter/scheduler.hpp"
 #include "saltpeter/search_sink.hpp"
@@ -291,6 +292,7 @@ public:
                                                     *m_legacy_executor, context);
         m_dispatcher->set_job_lookup([this](const std::string& name) { return m_config.find(name); });
         m_observers.add(m_dispatcher.get());
+        start_notifier();
         if (m_options.schedule) {
             std::string warning;
             m_fire_times = make_run_store_fire_times(*m_store, &warning);
@@ -393,6 +395,7 @@ public:
         if (m_hub) m_hub->stop();
         if (m_api) m_api->stop();
         for (auto& sink : m_search_sinks) sink->stop();  // flushes for at most 5 s each
+        if (m_notifier) m_notifier->stop();  // bounded drain of queued webhooks
         spdlog::info("spd stopped");
     }
 
@@ -560,6 +563,7 @@ private:
             schedule_flush();
         }
         if (!decision.reason.empty()) spdlog::warn("{}: {}", due.job, decision.reason);
+        notify_missed(*job, decision, decision.reason);
         if (!decision.run) {
             m_tracker->status_of(due.job).next_run = m_scheduler.next_run(due.job);
             return;
@@ -598,6 +602,7 @@ private:
             spdlog::warn("{}: {}", job.name, line);
             m_fire_times->record_fire(job.name, *missed.latest);
             m_fire_times->record_misfire(job.name, now, decision.missed, line);
+            notify_missed(job, decision, line);
             if (decision.run) {
                 auto started = fire(job.name, decision.catch_up ? Trigger::catch_up : Trigger::schedule, missed.latest);
                 if (!started) spdlog::warn("{}: catch-up run not started: {}", job.name, started.error().message);
@@ -726,8 +731,33 @@ private:
                      path);
     }
 
+    // Webhooks (notifier.hpp): a worker thread posts; the io thread only queues. The last outcome
+    // per job comes from the store, so the first success after a restart can be `recovered`.
+    void start_notifier() {
+        NotifierOptions options;
+        options.payload.host = host_name();
+        m_notifier = std::make_unique<Notifier>(options);
+        m_metrics.add_collector([this](Metrics& m) { m_notifier->export_metrics(m); });
+        for (const Job& job : m_config.jobs) {
+            auto runs = m_store->runs(job.name, 2);  // the latest may be one still running
+            if (!runs) continue;
+            for (const StoredRun& r : *runs) {
+                if (r.status == RunStatus::running) continue;
+                m_notifier->seed_outcome(job.name, r.status == RunStatus::success);
+                break;
+            }
+        }
+    }
+
+    void notify_missed(const Job& job, const policy::MisfireDecision& decision, const std::string& reason) {
+        if (!m_notifier || decision.missed == 0 || !decision.latest) return;
+        m_notifier->missed({job.name, job.group, *decision.latest, decision.missed, decision.catch_up, reason},
+                           effective_notify(&job, m_config.settings));
+    }
+
     void on_run_finished(const RunRecord& run) {
         m_tracker->status_of(run.job).next_run = m_scheduler.next_run(run.job);
+        if (m_notifier) m_notifier->run_finished(run, effective_notify(m_config.find(run.job), m_config.settings));
         if (!m_on_finished) return;
         // Once the result is committed, and so the wrappers have their acks (spd --run-once exits
         // from here: earlier, its wrapper would lose the ack and retry against a stopped spd).
@@ -771,6 +801,7 @@ private:
     DecisionRecorder m_decisions;
     bool m_flush_pending = false;
     std::unique_ptr<ApiServer> m_api;
+    std::unique_ptr<Notifier> m_notifier;
     LaunchContext m_context;
     std::uint16_t m_port = 0;
     bool m_stopped = false;

@@ -64,7 +64,7 @@ Result<HttpResult> http_call(const Url& url, const HttpRequest& request) {
         boost::system::error_code ec;
         if (request.ca_file.empty()) tls.set_default_verify_paths(ec);
         else tls.load_verify_file(request.ca_file, ec);
-        if (ec) return Error{"cannot load CA certificates for " + where + ": " + ec.message(), "unreachable"};
+        if (ec) return Error{"cannot load CA certificates for " + (request.peer.empty() ? where : request.peer) + ": " + ec.message(), "unreachable"};
         tls.set_verify_mode(ssl::verify_peer);
     }
     beast::tcp_stream plain(io);

@@ -145,4 +145,5 @@ void Metrics::collect() {
 
 std::unique_ptr<RunObserver> make_metrics_observer(Metrics& metrics) { return std::make_unique<MetricsObserver>(metrics); }
 
+
 }  // namespace saltpeter

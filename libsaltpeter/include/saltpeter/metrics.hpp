@@ -33,14 +33,15 @@ public:
     void observe(const std::string& name, double value, const std::vector<double>& buckets);
     /// The current value of a counter or gauge series; 0 when unknown (tests).
     double value(const std::string& name, const MetricLabels& labels = {}) const;
+    /// Adds a function that refreshes series from state kept elsewhere (e.g. another thread's
+    /// atomics) each time collect() runs. Io thread; what it captures must stay valid while
+    /// collect() can be called.
+    void add_collector(std::function<void(Metrics&)> collector);
+    /// Runs every collector in the order added (the API calls it just before render()).
+    void collect();
     /// Every family in name order: # HELP, # TYPE, then its series (histograms as _bucket{le=},
     /// _sum and _count). Label values escape backslash, double quote and newline.
     std::string render() const;
-    /// Registers a function that refreshes series from state kept elsewhere (e.g. a worker
-    /// thread's atomic counters); collect() calls every one, in registration order.
-    void add_collector(std::function<void(Metrics&)> collector);
-    /// Runs the collectors (io thread, before render() at /metrics time).
-    void collect();
 
 private:
     struct Histogram {
