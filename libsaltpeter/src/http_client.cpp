@@ -56,7 +56,8 @@ Result<Url> parse_url(const std::string& text) {
 }
 
 Result<HttpResult> http_call(const Url& url, const HttpRequest& request) {
-    const std::string where = url.scheme + "://" + url.host + ":" + url.port + url.base;
+    // Errors name the URL without its query: a webhook's query may carry a secret.
+    const std::string where = url.scheme + "://" + url.host + ":" + url.port + url.base.substr(0, url.base.find('?'));
     net::io_context io;
     ssl::context tls(ssl::context::tls_client);
     const bool secure = url.scheme == "https";
@@ -64,7 +65,7 @@ Result<HttpResult> http_call(const Url& url, const HttpRequest& request) {
         boost::system::error_code ec;
         if (request.ca_file.empty()) tls.set_default_verify_paths(ec);
         else tls.load_verify_file(request.ca_file, ec);
-        if (ec) return Error{"cannot load CA certificates for " + (request.peer.empty() ? where : request.peer) + ": " + ec.message(), "unreachable"};
+        if (ec) return Error{"cannot load CA certificates for " + request.peer + " at " + where + ": " + ec.message(), "unreachable"};
         tls.set_verify_mode(ssl::verify_peer);
     }
     beast::tcp_stream plain(io);
