@@ -415,28 +415,12 @@ const RunRecord& RunTracker::open(const RunSpec& spec) {
 
 void RunTracker::restore(const StoredRun& stored, const RunSpec& spec) {
     if (m_runs.count(stored.instance) != 0) return;
-    RunRecord run;
-    run.instance = stored.instance;
-    run.job = stored.job;
-    run.group = stored.group;
-    run.trigger = stored.trigger;
-    run.scheduled = stored.scheduled;
-    run.started = stored.started;
+    RunRecord run = to_run_record(stored);
     run.launching_done = true;  // what was not launched before the restart never will be
     std::vector<TargetKey> waiting;
     std::vector<std::pair<TargetKey, std::string>> verdict_notes;
     for (const StoredTarget& st : stored.targets) {
-        TargetResult t;
-        t.machine = st.machine;
-        t.state = st.state;
-        t.starttime = st.started.value_or(stored.started);
-        t.endtime = st.ended;
-        t.retcode = st.retcode;
-        t.wrapper_version = st.wrapper_version;
-        t.last_heartbeat = st.last_heartbeat;
-        t.notes = st.notes;
-        t.spd_verdict = st.spd_verdict;
-        t.output_bytes = st.output_bytes;
+        TargetResult& t = run.targets.at(st.machine);
         if (m_impl->raw_store != nullptr) {
             auto out = m_impl->raw_store->output(stored.instance, st.machine);
             if (out) {
@@ -446,18 +430,17 @@ void RunTracker::restore(const StoredRun& stored, const RunSpec& spec) {
             }
         }
         const TargetKey key{stored.instance, st.machine};
-        if (t.state == TargetState::finished && t.spd_verdict && !t.notes.empty()) {
+        if (t.state == TargetState::finished && t.spd_verdict) {
             // The live view shows a verdict's text after the output; a late wrapper takes it out again.
-            std::string note = (t.output.empty() || t.output.back() == '\n' ? "" : "\n") + t.notes.back() + "\n";
-            t.output += note;
-            verdict_notes.emplace_back(key, std::move(note));
+            const std::size_t bytes = t.output.size();
+            t.output = stored_output_display(std::move(t.output), st);
+            if (t.output.size() > bytes) verdict_notes.emplace_back(key, t.output.substr(bytes));
         }
         if (t.state != TargetState::finished) {
             waiting.push_back(key);
             m_impl->restored_seq[key] = st.last_seq.value_or(-1);
             if (m_impl->store) m_impl->store->restored(key, st.last_seq);
         }
-        run.targets.emplace(st.machine, std::move(t));
     }
     auto& rec = m_runs.emplace(stored.instance, std::move(run)).first->second;
     m_specs[stored.instance] = spec;
