@@ -118,3 +118,31 @@ def setup():
             yield s
         finally:
             s.cleanup()
+
+
+class ApiSpd:
+    """spd started by `setup` with its stderr drained by a thread; `url` is its API once the log
+    says where it listens (the config must turn the API on, port 0 is fine)."""
+
+    def __init__(self, setup, *args):
+        import threading
+        self.proc = setup.start_spd(*args)
+        self.lines = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        port = setup.wait_for(self._port, 20, "the API port in spd's log")
+        self.url = f"http://127.0.0.1:{port}"
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def _port(self):
+        import re
+        for line in list(self.lines):
+            m = re.search(r"API listening on http://127\.0\.0\.1:(\d+)", line)
+            if m:
+                return int(m.group(1))
+        return None
+
+    def log(self):
+        return "".join(self.lines)

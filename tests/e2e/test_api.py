@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 import websockets
 
-from conftest import SPCTL
+from conftest import SPCTL, ApiSpd
 
 READ = "read-token-e2e-0123456789"
 OPERATE = "operate-token-e2e-0123456789"
@@ -48,27 +48,12 @@ api_tokens:
 """
 
 
-class Spd:
-    """A running spd whose stderr is collected by a thread; url is its API."""
+class Spd(ApiSpd):
+    """A running spd with the API on (JOBS, `settings`); stderr collected by a thread."""
 
     def __init__(self, setup, settings=API_SETTINGS):
         setup.write_config(JOBS, settings=settings)
-        self.proc = setup.start_spd()
-        self.lines = []
-        threading.Thread(target=self._drain, daemon=True).start()
-        found = setup.wait_for(lambda: self._port(), 20, "the API port in spd's log")
-        self.url = f"http://127.0.0.1:{found}"
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def _port(self):
-        for line in list(self.lines):
-            m = re.search(r"API listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                return int(m.group(1))
-        return None
+        super().__init__(setup)
 
 
 def spctl(spd, *args, token=OPERATE, timeout=60, env_extra=None):

@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conftest import ApiSpd
+
 
 class Recorder:
     """An HTTP server recording every POST; `script[path]` lists the statuses to answer in turn
@@ -67,31 +69,13 @@ def hooks():
     r.close()
 
 
-class Spd:
+class Spd(ApiSpd):
     """spd with the API on (no tokens: 127.0.0.1 only); stderr collected by a thread."""
 
     def __init__(self, setup, jobs, settings):
         setup.write_config(jobs, settings="api_ws: true\napi_ws_bind_addr: 127.0.0.1\napi_ws_port: 0\n" + settings)
         self.setup = setup
-        self.proc = setup.start_spd()
-        self.lines = []
-        threading.Thread(target=self._drain, daemon=True).start()
-        port = setup.wait_for(self._port, 20, "the API port in spd's log")
-        self.url = f"http://127.0.0.1:{port}"
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def _port(self):
-        for line in list(self.lines):
-            m = re.search(r"API listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                return int(m.group(1))
-        return None
-
-    def log(self):
-        return "".join(self.lines)
+        super().__init__(setup)
 
     def run(self, job):
         req = urllib.request.Request(f"{self.url}/jobs/{job}/run", method="POST", data=b"{}")

@@ -10,13 +10,12 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 
 import websockets
 
-from conftest import SPCTL
+from conftest import SPCTL, ApiSpd
 
 TOKEN = "hist-token-e2e-0123456789"
 
@@ -40,26 +39,8 @@ api_tokens:
 """
 
 
-class Spd:
+class Spd(ApiSpd):
     """spd with its stderr drained by a thread; url is its API once it listens."""
-
-    def __init__(self, setup):
-        self.proc = setup.start_spd()
-        self.lines = []
-        threading.Thread(target=self._drain, daemon=True).start()
-        port = setup.wait_for(self._port, 20, "the API port in spd's log")
-        self.url = f"http://127.0.0.1:{port}"
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def _port(self):
-        for line in list(self.lines):
-            m = re.search(r"API listening on http://127\.0\.0\.1:(\d+)", line)
-            if m:
-                return int(m.group(1))
-        return None
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
