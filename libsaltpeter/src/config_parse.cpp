@@ -745,6 +745,7 @@ const std::vector<SettingDef>& settings_table() {
         setting("api_ws_port", &Settings::api_ws_port, port),
         setting("api_ws_bind_addr", &Settings::api_ws_bind_addr, any_string),
         setting("machines_ws_port", &Settings::machines_ws_port, port),
+        setting("machines_idle_timeout", &Settings::machines_idle_timeout, any_seconds),
         setting("machines_ws_bind_addr", &Settings::machines_ws_bind_addr, any_string),
         setting("default_saltpeter_server_host", &Settings::default_saltpeter_server_host, any_string),
         setting("default_wrapper_path", &Settings::default_wrapper_path, any_string),

@@ -268,6 +268,7 @@ public:
         HubOptions hub_options;
         hub_options.bind_address = s.machines_ws_bind_addr;
         hub_options.port = s.machines_ws_port;
+        hub_options.idle_timeout = s.machines_idle_timeout;
         hub_options.require_token = s.wrapper_auth != "compatible";
         hub_options.secret = *secret;
         hub_options.tls_cert = s.tls_cert;
@@ -641,6 +642,7 @@ private:
         };
         keep(after.machines_ws_port, before.machines_ws_port, "machines_ws_port");
         keep(after.machines_ws_bind_addr, before.machines_ws_bind_addr, "machines_ws_bind_addr");
+        keep(after.machines_idle_timeout, before.machines_idle_timeout, "machines_idle_timeout");
         keep(after.logdir, before.logdir, "logdir");
         keep(after.wrapper_auth, before.wrapper_auth, "wrapper_auth");
         keep(after.wrapper_secret_file, before.wrapper_secret_file, "wrapper_secret_file");

@@ -614,6 +614,7 @@ TEST_CASE("saltpeter_config: defaults, every key, types and unknown keys") {
                                        "  api_ws: true\n"
                                        "  api_ws_port: 9000\n"
                                        "  machines_ws_port: 9001\n"
+                                       "  machines_idle_timeout: 0\n"
                                        "  heartbeat_timeout: 20\n"
                                        "  kill_grace: 0\n"
                                        "  wrapper_auth: compatible\n"
@@ -630,7 +631,7 @@ TEST_CASE("saltpeter_config: defaults, every key, types and unknown keys") {
     INFO(all_text(fc.problems));
     CHECK(fc.problems.empty());
     CHECK(fc.jobs.empty());
-    CHECK(fc.settings_keys.size() == 15);
+    CHECK(fc.settings_keys.size() == 16);
     Settings s;
     fc.apply_settings(s);
     CHECK(s.logdir == "/srv/log");
@@ -638,6 +639,7 @@ TEST_CASE("saltpeter_config: defaults, every key, types and unknown keys") {
     CHECK(s.api_ws);
     CHECK(s.api_ws_port == 9000);
     CHECK(s.machines_ws_port == 9001);
+    CHECK(s.machines_idle_timeout == 0s);
     CHECK(s.heartbeat_timeout == 20s);
     CHECK(s.kill_grace == 0s);
     CHECK(s.wrapper_auth == "compatible");
@@ -657,6 +659,7 @@ TEST_CASE("saltpeter_config: defaults, every key, types and unknown keys") {
     // Keys not set keep their defaults.
     CHECK(s.api_ws_bind_addr == "0.0.0.0");
     CHECK(s.startup_timeout == 30s);
+    CHECK(Settings{}.machines_idle_timeout == 60s);
     CHECK(s.salt_api_eauth == "pam");
 
     const FileConfig bad = parse_config("saltpeter_config:\n"

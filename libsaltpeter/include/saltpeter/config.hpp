@@ -126,6 +126,8 @@ struct Settings {
     std::uint16_t api_ws_port = 8888;
     std::string api_ws_bind_addr = "0.0.0.0";
     std::uint16_t machines_ws_port = 8889;
+    /// A wrapper socket that sends no valid frame within this is closed (1008); 0 = never.
+    std::chrono::seconds machines_idle_timeout{60};
     std::string machines_ws_bind_addr = "0.0.0.0";
     std::string default_saltpeter_server_host;  ///< empty = this host's name
     /// empty = the transport's default: /usr/local/bin/sp_wrapper through Salt, the sp_wrapper
