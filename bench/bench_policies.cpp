@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/dispatch_policy.hpp"
+#include "core/dispatch_policy.hpp"
 
 using namespace saltpeter;
 using Clock = std::chrono::steady_clock;

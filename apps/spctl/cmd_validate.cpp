@@ -2,7 +2,7 @@
 #include <chrono>
 #include <iostream>
 
-#include "saltpeter/config.hpp"
+#include "saltpeter/core/config.hpp"
 #include "spctl.hpp"
 
 namespace spctl {

@@ -4,7 +4,7 @@
 #include <iostream>
 #include <string>
 
-#include "saltpeter/version.hpp"
+#include "saltpeter/core/version.hpp"
 
 namespace spctl {
 

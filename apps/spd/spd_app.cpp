@@ -13,9 +13,9 @@
 #include <iostream>
 #include <string>
 
-#include "saltpeter/daemon.hpp"
-#include "saltpeter/exit_code_mapper.hpp"
-#include "saltpeter/version.hpp"
+#include "saltpeter/spd/daemon.hpp"
+#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/core/version.hpp"
 
 namespace spd {
 

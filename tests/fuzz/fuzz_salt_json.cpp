@@ -5,8 +5,8 @@
 #include <string>
 #include <string_view>
 
-#include "salt_api_json.hpp"
-#include "salt_cli_output.hpp"
+#include "salt/salt_api_json.hpp"
+#include "salt/salt_cli_output.hpp"
 
 namespace detail = saltpeter::detail;
 

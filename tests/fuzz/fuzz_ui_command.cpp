@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saltpeter/ui_protocol.hpp"
+#include "api/ui_protocol.hpp"
 
 namespace ui = saltpeter::ui;
 using Kind = ui::Command::Kind;

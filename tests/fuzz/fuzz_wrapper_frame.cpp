@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "saltpeter/protocol.hpp"
+#include "core/protocol.hpp"
 
 namespace proto = saltpeter::protocol;
 

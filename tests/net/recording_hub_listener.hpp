@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/machine_hub.hpp"
+#include "runs/machine_hub.hpp"
 
 namespace saltpeter::test {
 

@@ -13,7 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "saltpeter/daemon.hpp"
+#include "saltpeter/spd/daemon.hpp"
+#include "runs/run_tracker.hpp"
 #include "test_files.hpp"
 #include "watchdog.hpp"
 

@@ -21,8 +21,8 @@
 
 #include "hub_test_client.hpp"
 #include "recording_hub_listener.hpp"
-#include "saltpeter/machine_hub.hpp"
-#include "saltpeter/protocol.hpp"
+#include "runs/machine_hub.hpp"
+#include "core/protocol.hpp"
 #include "watchdog.hpp"
 
 using namespace std::chrono_literals;

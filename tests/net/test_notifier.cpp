@@ -9,7 +9,7 @@
 #include <mutex>
 #include <thread>
 
-#include "saltpeter/notifier.hpp"
+#include "outlets/notifier.hpp"
 #include "watchdog.hpp"
 
 using namespace saltpeter;

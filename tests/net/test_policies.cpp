@@ -16,10 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/daemon.hpp"
-#include "saltpeter/run_store.hpp"
-#include "saltpeter/dispatch_policy.hpp"
-#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/spd/daemon.hpp"
+#include "runs/run_tracker.hpp"
+#include "saltpeter/store/run_store.hpp"
+#include "core/dispatch_policy.hpp"
+#include "saltpeter/core/exit_code_mapper.hpp"
 #include "test_files.hpp"
 #include "watchdog.hpp"
 

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "saltpeter/search_sink.hpp"
+#include "outlets/search_sink.hpp"
 #include "watchdog.hpp"
 
 using namespace saltpeter;

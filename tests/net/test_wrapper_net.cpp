@@ -20,7 +20,7 @@
 #include <sstream>
 #include <thread>
 
-#include "saltpeter/protocol.hpp"
+#include "core/protocol.hpp"
 #include "watchdog.hpp"
 #include "test_peer.hpp"
 

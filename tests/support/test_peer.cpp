@@ -12,7 +12,7 @@
 #include <set>
 #include <thread>
 
-#include "saltpeter/protocol.hpp"
+#include "core/protocol.hpp"
 
 namespace saltpeter::test {
 namespace {

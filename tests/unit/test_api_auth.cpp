@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "saltpeter/api_server.hpp"
+#include "api/api_server.hpp"
 
 using namespace saltpeter;
 

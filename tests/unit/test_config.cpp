@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "config_detail.hpp"
-#include "saltpeter/config.hpp"
+#include "core/config_detail.hpp"
+#include "saltpeter/core/config.hpp"
 
 using namespace saltpeter;
 using namespace std::chrono_literals;

@@ -5,8 +5,8 @@
 #include <map>
 #include <set>
 
-#include "saltpeter/dispatch_policy.hpp"
-#include "saltpeter/exit_code_mapper.hpp"
+#include "core/dispatch_policy.hpp"
+#include "saltpeter/core/exit_code_mapper.hpp"
 
 using namespace saltpeter;
 using namespace saltpeter::policy;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/core/exit_code_mapper.hpp"
 
 using namespace saltpeter;
 

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "saltpeter/config_watcher.hpp"
-#include "saltpeter/fire_time_store.hpp"
+#include "host/config_watcher.hpp"
+#include "runs/fire_time_store.hpp"
 
 using namespace saltpeter;
 using namespace std::chrono_literals;

@@ -1,7 +1,7 @@
 // metrics.hpp: Prometheus text exposition and the run observer's counters.
 #include <doctest/doctest.h>
 
-#include "saltpeter/metrics.hpp"
+#include "api/metrics.hpp"
 
 using namespace saltpeter;
 

@@ -6,7 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <csignal>
 
-#include "saltpeter/process_runner.hpp"
+#include "host/process_runner.hpp"
 
 using namespace saltpeter;
 

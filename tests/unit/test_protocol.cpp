@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saltpeter/protocol.hpp"
+#include "core/protocol.hpp"
 
 using namespace saltpeter::protocol;
 using nlohmann::json;

@@ -4,7 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <string>
 
-#include "saltpeter/run_tracker.hpp"
+#include "runs/run_tracker.hpp"
 
 using namespace saltpeter;
 

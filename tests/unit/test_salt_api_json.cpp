@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "salt_api_json.hpp"
+#include "salt/salt_api_json.hpp"
 
 using namespace saltpeter;
 using namespace saltpeter::detail;

@@ -1,7 +1,7 @@
 // The salt CLI output parser, fed with outputs copied verbatim from salt/TRANSCRIPTS.md.
 #include <doctest/doctest.h>
 
-#include "salt_cli_output.hpp"
+#include "salt/salt_cli_output.hpp"
 
 using saltpeter::detail::parse_ping_output;
 using saltpeter::detail::parse_run_all_output;

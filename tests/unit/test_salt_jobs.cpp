@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "legacy_result.hpp"
-#include "salt_cli_output.hpp"
+#include "salt/legacy_result.hpp"
+#include "salt/salt_cli_output.hpp"
 
 using namespace saltpeter;
 using namespace saltpeter::detail;

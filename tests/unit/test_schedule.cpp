@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "saltpeter/schedule.hpp"
+#include "saltpeter/core/schedule.hpp"
 
 using namespace saltpeter;
 using namespace std::chrono_literals;

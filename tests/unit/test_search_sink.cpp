@@ -5,8 +5,8 @@
 #include <optional>
 #include <string>
 
-#include "saltpeter/metrics.hpp"
-#include "saltpeter/search_sink.hpp"
+#include "api/metrics.hpp"
+#include "outlets/search_sink.hpp"
 
 using namespace saltpeter;
 

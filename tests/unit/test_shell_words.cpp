@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "shell_words.hpp"
+#include "core/shell_words.hpp"
 
 using saltpeter::detail::shell_command_line;
 using saltpeter::detail::shell_quote;

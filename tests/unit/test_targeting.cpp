@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/targeting.hpp"
+#include "saltpeter/core/targeting.hpp"
 
 using namespace saltpeter;
 

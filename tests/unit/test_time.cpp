@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "saltpeter/time.hpp"
+#include "saltpeter/core/time.hpp"
 
 using namespace saltpeter;
 

@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saltpeter/ui_protocol.hpp"
+#include "api/ui_protocol.hpp"
 
 using namespace saltpeter;
 using nlohmann::json;

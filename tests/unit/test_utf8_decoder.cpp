@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "saltpeter/utf8_decoder.hpp"
+#include "core/utf8_decoder.hpp"
 
 using saltpeter::Utf8Decoder;
 using saltpeter::utf8_cut;

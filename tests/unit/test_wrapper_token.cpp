@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "saltpeter/machine_hub.hpp"
-#include "token.hpp"
+#include "runs/machine_hub.hpp"
+#include "core/token.hpp"
 
 using saltpeter::detail::constant_time_equal;
 using saltpeter::detail::hmac_sha256_hex;
