@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/time_zone.hpp"
 
 using namespace saltpeter;
 

@@ -22,7 +22,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 using namespace saltpeter;
 namespace fs = std::filesystem;

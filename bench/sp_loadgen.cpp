@@ -47,9 +47,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 
-#include "saltpeter/spd/daemon.hpp"
+#include "saltpeter/daemon.hpp"
 #include "core/protocol.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 #include "net/ws_client.hpp"
 
 namespace {

@@ -9,8 +9,8 @@
 #include <map>
 #include <string>
 
-#include "saltpeter/core/version.hpp"
-#include "saltpeter/agent/wrapper_agent.hpp"
+#include "saltpeter/version.hpp"
+#include "saltpeter/wrapper_agent.hpp"
 
 namespace sp_wrapper {
 namespace {

@@ -11,9 +11,9 @@
 #include <sstream>
 #include <string>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/crontab_import.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/crontab_import.hpp"
+#include "saltpeter/salt_transport.hpp"
 #include "spctl.hpp"
 
 namespace spctl {

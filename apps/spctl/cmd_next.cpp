@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/time_zone.hpp"
 #include "spctl.hpp"
 
 namespace spctl {

@@ -2,7 +2,7 @@
 #include <chrono>
 #include <iostream>
 
-#include "saltpeter/core/config.hpp"
+#include "saltpeter/config.hpp"
 #include "spctl.hpp"
 
 namespace spctl {

@@ -1,6 +1,8 @@
 // Helpers of spctl's online commands (online.hpp).
 #include "online.hpp"
 
+#include "saltpeter/exit_code_mapper.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,15 +98,9 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
 }
 
 int run_exit_status(const saltpeter::RunInfo& run) {
-    bool all_ok = !run.targets.empty();
-    int status = 0;
-    for (const auto& t : run.targets) {
-        const int code = t.retcode.value_or(1);
-        if (code != 0) all_ok = false;
-        status = std::max(status, code > 0 ? std::min(code, 255) : (code == 0 ? 0 : 1));
-    }
-    if (all_ok) return 0;
-    return std::max(status, 1);
+    std::vector<std::optional<int>> codes;
+    for (const auto& t : run.targets) codes.push_back(t.retcode);
+    return saltpeter::ExitCodeMapper::process_status(codes);
 }
 
 void LinePrefixer::add(const std::string& machine, std::string_view text) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/api/api_client.hpp"
+#include "saltpeter/api_client.hpp"
 #include "spctl.hpp"
 
 namespace spctl {

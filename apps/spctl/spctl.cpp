@@ -4,7 +4,7 @@
 #include <iostream>
 #include <string>
 
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/version.hpp"
 
 namespace spctl {
 

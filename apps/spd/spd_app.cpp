@@ -13,23 +13,19 @@
 #include <iostream>
 #include <string>
 
-#include "saltpeter/spd/daemon.hpp"
-#include "saltpeter/core/exit_code_mapper.hpp"
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/daemon.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/version.hpp"
 
 namespace spd {
 
 namespace {
 
-// The exit code of `spd --run-once`: 0 when every target succeeded, else the highest target
-// code as a process status (negative codes become 1).
+// The exit code of `spd --run-once` (ExitCodeMapper::process_status over the targets).
 int run_once_status(const saltpeter::RunRecord& run) {
-    if (run.success()) return 0;
-    int status = 1;
-    for (const auto& [machine, t] : run.targets) {
-        if (t.retcode && *t.retcode > 0) status = std::max(status, std::min(*t.retcode, 255));
-    }
-    return status;
+    std::vector<std::optional<int>> codes;
+    for (const auto& [machine, t] : run.targets) codes.push_back(t.retcode);
+    return saltpeter::ExitCodeMapper::process_status(codes);
 }
 
 void print_run(const saltpeter::RunRecord& run) {

@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/api/api_client.hpp"
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/crontab_import.hpp"
-#include "saltpeter/core/exit_code_mapper.hpp"
-#include "saltpeter/core/time_zone.hpp"
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/api_client.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/crontab_import.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/time_zone.hpp"
+#include "saltpeter/version.hpp"
 
 namespace py = pybind11;
 using namespace saltpeter;

@@ -8,8 +8,8 @@
 #include <iostream>
 #include <string>
 
-#include <saltpeter/api/api_client.hpp>
-#include <saltpeter/core/exit_code_mapper.hpp>
+#include <saltpeter/api_client.hpp>
+#include <saltpeter/exit_code_mapper.hpp>
 
 int main(int argc, char** argv) {
     if (argc != 3) {

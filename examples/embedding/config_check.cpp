@@ -5,8 +5,8 @@
 #include <chrono>
 #include <iostream>
 
-#include <saltpeter/core/config.hpp>
-#include <saltpeter/core/time_zone.hpp>
+#include <saltpeter/config.hpp>
+#include <saltpeter/time_zone.hpp>
 
 int main(int argc, char** argv) {
     if (argc < 2) {

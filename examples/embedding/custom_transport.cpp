@@ -19,10 +19,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <saltpeter/spd/daemon.hpp>
-#include <saltpeter/core/exit_code_mapper.hpp>
-#include <saltpeter/salt/salt_transport.hpp>
-#include <saltpeter/core/targeting.hpp>
+#include <saltpeter/daemon.hpp>
+#include <saltpeter/exit_code_mapper.hpp>
+#include <saltpeter/salt_transport.hpp>
+#include <saltpeter/targeting.hpp>
 
 namespace {
 

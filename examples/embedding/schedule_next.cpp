@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include <saltpeter/core/cron_expression.hpp>
-#include <saltpeter/core/time_zone.hpp>
+#include <saltpeter/cron_expression.hpp>
+#include <saltpeter/time_zone.hpp>
 
 int main(int argc, char** argv) {
     if (argc < 4) {

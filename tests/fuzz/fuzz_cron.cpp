@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/time_zone.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -12,8 +12,8 @@
 #include <string>
 #include <thread>
 
-#include "saltpeter/api/api_client.hpp"
-#include "saltpeter/spd/daemon.hpp"
+#include "saltpeter/api_client.hpp"
+#include "saltpeter/daemon.hpp"
 #include "test_files.hpp"
 #include "watchdog.hpp"
 

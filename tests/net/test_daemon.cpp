@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "saltpeter/spd/daemon.hpp"
+#include "saltpeter/daemon.hpp"
 #include "runs/run_tracker.hpp"
 #include "test_files.hpp"
 #include "watchdog.hpp"

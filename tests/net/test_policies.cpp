@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/spd/daemon.hpp"
+#include "saltpeter/daemon.hpp"
 #include "runs/run_tracker.hpp"
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 #include "core/dispatch_policy.hpp"
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 #include "test_files.hpp"
 #include "watchdog.hpp"
 

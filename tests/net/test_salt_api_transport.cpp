@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 #include "watchdog.hpp"
 
 using namespace saltpeter;

@@ -17,7 +17,7 @@
 #include <string>
 #include <thread>
 
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 #include "test_files.hpp"
 #include "watchdog.hpp"
 

@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 #include "watchdog.hpp"
 
 using namespace std::chrono_literals;

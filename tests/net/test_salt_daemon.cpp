@@ -18,7 +18,7 @@
 #include <sstream>
 #include <string>
 
-#include "saltpeter/spd/daemon.hpp"
+#include "saltpeter/daemon.hpp"
 #include "test_files.hpp"
 #include "watchdog.hpp"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/config_detail.hpp"
-#include "saltpeter/core/config.hpp"
+#include "saltpeter/config.hpp"
 
 using namespace saltpeter;
 using namespace std::chrono_literals;

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <string>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/crontab_import.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/crontab_import.hpp"
 
 using namespace saltpeter;
 

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "core/dispatch_policy.hpp"
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 
 using namespace saltpeter;
 using namespace saltpeter::policy;

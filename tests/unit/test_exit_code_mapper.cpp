@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 
 using namespace saltpeter;
 
@@ -126,4 +126,13 @@ TEST_CASE("signal names") {
     CHECK(signal_name(SIGTERM) == "SIGTERM");
     CHECK(signal_name(SIGKILL) == "SIGKILL");
     CHECK(signal_name(200) == "signal 200");
+}
+
+TEST_CASE("process status of a whole run: 0 only when every target succeeded, else the highest code") {
+    CHECK(ExitCodeMapper::process_status({0, 0}) == 0);
+    CHECK(ExitCodeMapper::process_status({}) == 1);                       // no target ran
+    CHECK(ExitCodeMapper::process_status({0, std::nullopt}) == 1);        // a target without a result
+    CHECK(ExitCodeMapper::process_status({0, 3, 253}) == 253);
+    CHECK(ExitCodeMapper::process_status({-15}) == 1);                    // signalled
+    CHECK(ExitCodeMapper::process_status({0, 300}) == 255);               // clamped to a process status
 }

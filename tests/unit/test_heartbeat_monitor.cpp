@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "saltpeter/core/heartbeat_monitor.hpp"
+#include "saltpeter/heartbeat_monitor.hpp"
 
 using namespace saltpeter;
 using namespace std::chrono_literals;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "saltpeter/core/job_log.hpp"
+#include "saltpeter/job_log.hpp"
 
 using namespace saltpeter;
 

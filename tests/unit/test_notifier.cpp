@@ -3,10 +3,10 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 #include "outlets/notifier.hpp"
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/version.hpp"
 
 using namespace saltpeter;
 using Json = nlohmann::json;

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "runs/run_history.hpp"
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 #include "runs/run_tracker.hpp"
 #include "api/ui_protocol.hpp"
 

@@ -18,7 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <sqlite3.h>
 
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 using namespace saltpeter;
 namespace fs = std::filesystem;

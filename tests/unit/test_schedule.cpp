@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "saltpeter/core/schedule.hpp"
+#include "saltpeter/schedule.hpp"
 
 using namespace saltpeter;
 using namespace std::chrono_literals;

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/targeting.hpp"
+#include "saltpeter/targeting.hpp"
 
 using namespace saltpeter;
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/time.hpp"
 
 using namespace saltpeter;
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/time_zone.hpp"
 
 using namespace saltpeter;
 using std::chrono::hours;

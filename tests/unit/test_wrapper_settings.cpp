@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "saltpeter/agent/wrapper_agent.hpp"
+#include "saltpeter/wrapper_agent.hpp"
 
 using namespace saltpeter;
 

@@ -42,12 +42,12 @@
 #include <optional>
 #include <sstream>
 
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 #include "host/process_runner.hpp"
 #include "core/protocol.hpp"
 #include "core/utf8_decoder.hpp"
-#include "saltpeter/core/version.hpp"
-#include "saltpeter/agent/wrapper_agent.hpp"
+#include "saltpeter/version.hpp"
+#include "saltpeter/wrapper_agent.hpp"
 #include "net/ws_client.hpp"
 
 namespace saltpeter {
@@ -69,8 +69,6 @@ constexpr milliseconds k_tick{250};
 // After the shell exits, a background process may still hold the pipe; its output is read for
 // this long and then the pipe is closed (the original wrapper blocked until EOF).
 constexpr milliseconds k_linger{2000};
-constexpr int k_lock_conflict_code = 254;
-constexpr int k_setup_failure_code = 255;
 
 std::string utc_now_log() {
     const auto now = std::chrono::system_clock::now();
@@ -227,7 +225,7 @@ public:
         if (lock_error) {
             m_pid = getpid();
             push_chunk(Chunk{-1, false, *lock_error + "\n"});
-            finish_with(k_lock_conflict_code);
+            finish_with(ExitCodeMapper::code(Outcome::lock_held));
         } else {
             start_job();
         }
@@ -302,7 +300,7 @@ private:
             m_log.info("cannot start the job: " + pid.error().message);
             m_pid = getpid();
             push_chunk(Chunk{-1, true, "sp_wrapper: cannot start the job: " + pid.error().message + "\n"});
-            finish_with(k_setup_failure_code);
+            finish_with(ExitCodeMapper::code(Outcome::unknown_error));
             return;
         }
         m_pid = *pid;

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/process_runner.hpp"
-#include "saltpeter/agent/wrapper_agent.hpp"
+#include "saltpeter/wrapper_agent.hpp"
 
 extern char** environ;
 

@@ -1,6 +1,6 @@
 // ApiClient (api_client.hpp): HTTP through http_client.cpp, the live stream through WsClient on a
 // private io_context (the /ws push mode, docs/api.md).
-#include "saltpeter/api/api_client.hpp"
+#include "saltpeter/api_client.hpp"
 
 #include <yaml-cpp/yaml.h>
 

@@ -35,7 +35,7 @@
 #include "api/metrics.hpp"
 #include "runs/run_history.hpp"
 #include "api/ui_protocol.hpp"
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/version.hpp"
 #include "core/token.hpp"
 
 namespace saltpeter {

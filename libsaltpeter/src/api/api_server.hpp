@@ -15,9 +15,9 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/runs.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter {
 

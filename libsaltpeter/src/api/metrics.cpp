@@ -1,9 +1,10 @@
 // Metrics (metrics.hpp): Prometheus text exposition, https://prometheus.io/docs/instrumenting/exposition_formats/
 #include "api/metrics.hpp"
 
+#include "saltpeter/exit_code_mapper.hpp"
 #include "runs/machine_hub.hpp"
 #include "runs/run_tracker.hpp"
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -51,7 +52,7 @@ public:
     void on_target_finished(const RunRecord& run, const TargetResult& target) override {
         const int code = target.retcode.value_or(-1);
         m_metrics.add("saltpeter_target_results_total", {{"job", run.job}, {"code", std::to_string(code)}});
-        if (code == 253 && target.spd_verdict) m_metrics.add("saltpeter_heartbeats_lost_total", {{"job", run.job}});
+        if (ExitCodeMapper::outcome(code) == Outcome::heartbeat_lost && target.spd_verdict) m_metrics.add("saltpeter_heartbeats_lost_total", {{"job", run.job}});
     }
     void on_run_finished(const RunRecord& run) override {
         m_metrics.add("saltpeter_runs_finished_total",

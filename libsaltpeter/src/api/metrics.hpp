@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/runs.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter {
 

@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saltpeter/core/time_zone.hpp"
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/time_zone.hpp"
+#include "saltpeter/version.hpp"
 
 namespace saltpeter::ui {
 

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/runs.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter::ui {
 

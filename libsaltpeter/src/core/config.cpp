@@ -1,7 +1,7 @@
 // The config module's plumbing: names of enums, merging the files, reading the directory and the
 // reloading loader. Parsing one file is in config_parse.cpp, time checks in config_validate.cpp.
 
-#include "saltpeter/core/config.hpp"
+#include "saltpeter/config.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -5,9 +5,9 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/time.hpp"
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/time.hpp"
+#include "saltpeter/time_zone.hpp"
 
 namespace saltpeter::config_detail {
 

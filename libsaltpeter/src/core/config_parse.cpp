@@ -14,7 +14,7 @@
 #include <set>
 
 #include "core/config_detail.hpp"
-#include "saltpeter/core/config.hpp"
+#include "saltpeter/config.hpp"
 
 namespace saltpeter {
 namespace {

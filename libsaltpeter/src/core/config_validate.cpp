@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "core/config_detail.hpp"
-#include "saltpeter/core/config.hpp"
+#include "saltpeter/config.hpp"
 
 namespace saltpeter {
 namespace config_detail {

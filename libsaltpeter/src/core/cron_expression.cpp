@@ -1,4 +1,4 @@
-#include "saltpeter/core/cron_expression.hpp"
+#include "saltpeter/cron_expression.hpp"
 
 #include <algorithm>
 #include <array>

@@ -1,7 +1,7 @@
 // Crontab -> saltpeter YAML (spctl import-crontab). Follows Vixie cron's reading of a crontab:
 // environment assignments apply to the lines after them, '%' in a command starts its standard
 // input, `\%` is a literal percent sign.
-#include "saltpeter/core/crontab_import.hpp"
+#include "saltpeter/crontab_import.hpp"
 
 #include <algorithm>
 #include <array>
@@ -10,7 +10,7 @@
 #include <set>
 #include <utility>
 
-#include "saltpeter/core/cron_expression.hpp"
+#include "saltpeter/cron_expression.hpp"
 
 namespace saltpeter {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 
 namespace saltpeter {
 namespace policy {

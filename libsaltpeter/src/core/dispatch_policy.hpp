@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/time.hpp"
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/time.hpp"
+#include "saltpeter/time_zone.hpp"
 
 namespace saltpeter {
 namespace policy {

@@ -1,4 +1,5 @@
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include <algorithm>
+#include "saltpeter/exit_code_mapper.hpp"
 
 #include <sys/wait.h>
 
@@ -43,6 +44,16 @@ int ExitCodeMapper::code(Outcome outcome) noexcept {
         case Outcome::signaled: return -1;
     }
     return 255;
+}
+
+int ExitCodeMapper::process_status(const std::vector<std::optional<int>>& codes) noexcept {
+    bool all_ok = !codes.empty();
+    int status = 1;
+    for (const auto& code : codes) {
+        if (!code || *code != 0) all_ok = false;
+        if (code && *code > 0) status = std::max(status, std::min(*code, 255));
+    }
+    return all_ok ? 0 : status;
 }
 
 Outcome ExitCodeMapper::outcome(int code) noexcept {

@@ -1,4 +1,4 @@
-#include "saltpeter/core/heartbeat_monitor.hpp"
+#include "saltpeter/heartbeat_monitor.hpp"
 
 namespace saltpeter {
 

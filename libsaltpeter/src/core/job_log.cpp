@@ -1,8 +1,8 @@
-#include "saltpeter/core/job_log.hpp"
+#include "saltpeter/job_log.hpp"
 
 #include <cstdio>
 
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 

@@ -2,7 +2,7 @@
 
 #include <optional>
 
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter::detail {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter::detail {
 

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/time.hpp"
 #include "core/utf8_decoder.hpp"
 
 namespace saltpeter::protocol {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <variant>
 
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter::protocol {
 

@@ -1,4 +1,4 @@
-#include "saltpeter/core/schedule.hpp"
+#include "saltpeter/schedule.hpp"
 
 namespace saltpeter {
 

@@ -1,4 +1,4 @@
-#include "saltpeter/core/targeting.hpp"
+#include "saltpeter/targeting.hpp"
 
 #include <fnmatch.h>
 

@@ -1,4 +1,4 @@
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 

@@ -1,4 +1,4 @@
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/time_zone.hpp"
 
 #include <algorithm>
 #include <cerrno>

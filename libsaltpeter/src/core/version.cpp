@@ -1,4 +1,4 @@
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/version.hpp"
 
 #include "saltpeter_version_config.hpp"
 

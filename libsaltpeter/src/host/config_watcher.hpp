@@ -11,7 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter {
 

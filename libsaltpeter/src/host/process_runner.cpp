@@ -17,6 +17,8 @@
 #include <cstring>
 #include <optional>
 
+#include "saltpeter/exit_code_mapper.hpp"
+
 namespace saltpeter {
 namespace {
 
@@ -195,7 +197,7 @@ private:
             ChildFailure f{static_cast<int>(stage), errno};
             ssize_t ignored = write(err, &f, sizeof f);
             (void)ignored;
-            _exit(127);
+            _exit(ExitCodeMapper::code(Outcome::not_found));
         };
         setpgid(0, 0);
         // Descriptors the parent opened without O_CLOEXEC (sockets, logs) must not leak into the
@@ -217,7 +219,7 @@ private:
         }
         execve(program.c_str(), argv.data(), envp.data());
         fail(Stage::exec);
-        _exit(127);
+        _exit(ExitCodeMapper::code(Outcome::not_found));
     }
 
     void read_more() {

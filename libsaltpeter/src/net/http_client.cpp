@@ -13,7 +13,7 @@
 
 #include <memory>
 
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/version.hpp"
 
 namespace saltpeter::detail {
 

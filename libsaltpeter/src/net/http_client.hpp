@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter::detail {
 

@@ -15,9 +15,9 @@
 #include <thread>
 
 #include "net/http_client.hpp"
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 #include "api/ui_protocol.hpp"
-#include "saltpeter/core/version.hpp"
+#include "saltpeter/version.hpp"
 
 namespace saltpeter {
 

@@ -15,11 +15,11 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/config.hpp"
+#include "saltpeter/config.hpp"
 #include "api/metrics.hpp"
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/runs.hpp"
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/runs.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 

@@ -18,10 +18,10 @@
 #include <string>
 #include <thread>
 
-#include "saltpeter/core/job_log.hpp"
+#include "saltpeter/job_log.hpp"
 #include "api/metrics.hpp"
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/runs.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter {
 

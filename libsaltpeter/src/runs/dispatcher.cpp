@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "core/dispatch_policy.hpp"
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 
 namespace saltpeter {
 
@@ -60,6 +60,9 @@ public:
           m_maintenance_timer(io) {}
 
     std::function<const Job*(const std::string&)> m_lookup;
+
+    bool stopped() const noexcept { return m_stopped; }
+    const LaunchContext& context() const { return m_context(); }
 
     Result<std::string> submit(const Job& job, RunSpec spec, bool force) {
         if (m_stopped) return Error{"spd is stopping", ""};
@@ -563,6 +566,30 @@ Dispatcher::~Dispatcher() = default;
 void Dispatcher::set_job_lookup(std::function<const Job*(const std::string&)> lookup) {
     m_impl->m_lookup = std::move(lookup);
 }
+RunSpec run_spec_for(const std::string& job_name, const Job* job, std::chrono::seconds default_heartbeat) {
+    RunSpec spec;
+    spec.job = job_name;
+    spec.heartbeat_timeout = default_heartbeat;
+    spec.timeout = std::chrono::seconds{0};
+    if (job != nullptr) {
+        spec.group = job->group;
+        spec.timeout = job->timeout;
+        spec.heartbeat_timeout = job->heartbeat_timeout.value_or(default_heartbeat);
+    }
+    return spec;
+}
+
+Result<std::string> Dispatcher::fire(const std::string& name, Trigger trigger, std::optional<SysSeconds> scheduled,
+                                     bool force) {
+    if (m_impl->stopped()) return Error{"spd is stopping", ""};
+    const Job* job = m_impl->m_lookup ? m_impl->m_lookup(name) : nullptr;
+    if (job == nullptr) return Error{"unknown job '" + name + "'", "job"};
+    RunSpec spec = run_spec_for(name, job, m_impl->context().heartbeat_timeout);
+    spec.trigger = trigger;
+    spec.scheduled = scheduled;
+    return submit(*job, spec, force);
+}
+
 Result<std::string> Dispatcher::submit(const Job& job, RunSpec spec, bool force) {
     return m_impl->submit(job, std::move(spec), force);
 }

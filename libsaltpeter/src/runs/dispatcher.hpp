@@ -22,11 +22,11 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/runs/executor.hpp"
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/executor.hpp"
+#include "saltpeter/result.hpp"
 #include "runs/run_tracker.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter {
 
@@ -34,6 +34,10 @@ namespace saltpeter {
 inline constexpr const char* k_refused_overlap = "overlap";
 inline constexpr const char* k_refused_maintenance = "maintenance";
 inline constexpr const char* k_queued_maintenance = "queued";
+
+/// The spec of a run of `job` (null: a job no longer in the configuration, no timeout) with
+/// `default_heartbeat` when the job sets no heartbeat_timeout. Instance, trigger and times stay empty.
+RunSpec run_spec_for(const std::string& job_name, const Job* job, std::chrono::seconds default_heartbeat);
 
 class Dispatcher final : public RunObserver {
 public:
@@ -53,6 +57,11 @@ public:
     /// k_queued_maintenance (global maintenance, run-now queued until it ends). `force` lets a
     /// run-now start next to a running instance of a forbid job.
     Result<std::string> submit(const Job& job, RunSpec spec, bool force = false);
+    /// A firing by name, the path of the Scheduler and of run-now: the job from the lookup, its
+    /// spec from run_spec_for (the context's heartbeat_timeout by default), then submit(). Error
+    /// "unknown job '<name>'" (field "job") when the lookup does not know it.
+    Result<std::string> fire(const std::string& job, Trigger trigger, std::optional<SysSeconds> scheduled,
+                             bool force = false);
     /// Kills the running instances of `job` (all machines, or one) and, without a machine, stops
     /// its pending batches and retries (their targets are recorded as skipped). False when
     /// nothing was running or pending.

@@ -2,8 +2,8 @@
 #include <algorithm>
 #include <memory>
 
-#include "saltpeter/runs/executor.hpp"
-#include "saltpeter/core/targeting.hpp"
+#include "saltpeter/executor.hpp"
+#include "saltpeter/targeting.hpp"
 
 namespace saltpeter {
 

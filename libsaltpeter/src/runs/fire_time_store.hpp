@@ -9,8 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 
@@ -41,5 +42,9 @@ class RunStore;
 /// is stored with fire time 0, which reads as unknown (it starts afresh when it comes back). An
 /// unreadable store is reported in `warning` and treated as empty. flush() has nothing to do.
 std::unique_ptr<FireTimeStore> make_run_store_fire_times(RunStore& store, std::string* warning = nullptr);
+
+/// The JSON state file of earlier versions: when no job of `jobs` has a fire time in `into`
+/// yet, the file's last fire times are copied there once (logged); a missing file does nothing.
+void import_fire_time_file(const std::string& path, FireTimeStore& into, const std::vector<Job>& jobs);
 
 }  // namespace saltpeter

@@ -1,12 +1,15 @@
 // FireTimeStore over the RunStore: the misfire policy's last fire times and decisions live in
 // spd's state database with the runs (fire_time_store.hpp).
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <set>
 
 #include "runs/fire_time_store.hpp"
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 namespace saltpeter {
 namespace {
@@ -70,6 +73,26 @@ private:
 
 std::unique_ptr<FireTimeStore> make_run_store_fire_times(RunStore& store, std::string* warning) {
     return std::make_unique<RunStoreFireTimes>(store, warning);
+}
+
+void import_fire_time_file(const std::string& path, FireTimeStore& into, const std::vector<Job>& jobs) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return;
+    bool empty = true;
+    for (const Job& job : jobs) empty = empty && !into.last_fire(job.name);
+    if (!empty) return;
+    std::string warning;
+    auto old = make_file_fire_time_store(path, &warning);
+    if (!warning.empty()) spdlog::warn("{}", warning);
+    std::size_t n = 0;
+    for (const Job& job : jobs) {
+        if (auto last = old->last_fire(job.name)) {
+            into.record_fire(job.name, *last);
+            ++n;
+        }
+    }
+    spdlog::info("imported {} last fire time(s) from {} into the state database; the file is no longer used", n,
+                 path);
 }
 
 }  // namespace saltpeter

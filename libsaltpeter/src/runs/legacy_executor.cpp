@@ -10,7 +10,7 @@
 #include <set>
 
 #include "salt/legacy_result.hpp"
-#include "saltpeter/runs/executor.hpp"
+#include "saltpeter/executor.hpp"
 #include "runs/run_tracker.hpp"
 
 namespace saltpeter {

@@ -14,7 +14,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/protocol.hpp"
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter {
 

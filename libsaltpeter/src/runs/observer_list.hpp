@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/runs.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter {
 

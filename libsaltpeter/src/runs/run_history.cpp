@@ -9,7 +9,7 @@
 
 #include "runs/run_history.hpp"
 
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 #include "runs/run_tracker.hpp"
 
 namespace saltpeter {
@@ -22,34 +22,6 @@ bool newer_first(const RunRecord* a, const RunRecord* b) {
 
 bool overlaps(const RunRecord& run, SysMicros start, SysMicros end) {
     return run.started <= end && (!run.ended || *run.ended >= start);
-}
-
-// A copy of `run` without the targets' output (the timeline needs times and codes only).
-RunRecord without_output(const RunRecord& run) {
-    RunRecord r;
-    r.instance = run.instance;
-    r.job = run.job;
-    r.group = run.group;
-    r.trigger = run.trigger;
-    r.scheduled = run.scheduled;
-    r.started = run.started;
-    r.ended = run.ended;
-    r.kill_requested = run.kill_requested;
-    r.launching_done = run.launching_done;
-    for (const auto& [machine, t] : run.targets) {
-        TargetResult& c = r.targets[machine];
-        c.machine = t.machine;
-        c.state = t.state;
-        c.starttime = t.starttime;
-        c.endtime = t.endtime;
-        c.retcode = t.retcode;
-        c.wrapper_version = t.wrapper_version;
-        c.last_heartbeat = t.last_heartbeat;
-        c.notes = t.notes;
-        c.spd_verdict = t.spd_verdict;
-        c.output_bytes = t.output_bytes;
-    }
-    return r;
 }
 
 class MemoryHistory final : public RunHistory {
@@ -149,7 +121,7 @@ public:
             spdlog::warn("API: timeline: {}; showing the runs in memory only", from_store.error().message);
         }
         for (const auto& [instance, run] : m_tracker.runs()) {
-            if (overlaps(run, start, end)) candidates.push_back(without_output(run));
+            if (overlaps(run, start, end)) candidates.push_back(run.without_output());
         }
         std::sort(candidates.begin(), candidates.end(),
                   [](const RunRecord& a, const RunRecord& b) { return newer_first(&a, &b); });

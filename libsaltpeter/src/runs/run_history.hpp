@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/runs.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter {
 

@@ -8,8 +8,8 @@
 #include <deque>
 #include <set>
 
-#include "saltpeter/core/exit_code_mapper.hpp"
-#include "saltpeter/core/heartbeat_monitor.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/heartbeat_monitor.hpp"
 
 namespace saltpeter {
 
@@ -29,40 +29,6 @@ TargetKey key_from_monitor(const std::string& k) {
 }
 
 long seconds_of(std::chrono::milliseconds d) { return static_cast<long>(d.count() / 1000); }
-
-RunStatus status_of_run(const RunRecord& run) {
-    if (!run.finished()) return RunStatus::running;
-    if (run.kill_requested) return RunStatus::killed;
-    return run.success() ? RunStatus::success : RunStatus::failure;
-}
-
-StoredRun stored_run(const RunRecord& run) {
-    StoredRun r;
-    r.instance = run.instance;
-    r.job = run.job;
-    r.group = run.group;
-    r.trigger = run.trigger;
-    r.scheduled = run.scheduled;
-    r.started = run.started;
-    r.ended = run.ended;
-    r.status = status_of_run(run);
-    return r;
-}
-
-StoredTarget stored_target(const RunRecord& run, const TargetResult& t) {
-    StoredTarget s;
-    s.instance = run.instance;
-    s.machine = t.machine;
-    s.state = t.state;
-    s.started = t.starttime;
-    s.ended = t.endtime;
-    s.retcode = t.retcode;
-    s.wrapper_version = t.wrapper_version;
-    s.last_heartbeat = t.last_heartbeat;
-    s.notes = t.notes;
-    s.spd_verdict = t.spd_verdict;
-    return s;
-}
 
 // The verdict text as the notes keep it: without the newlines that frame it in the output.
 std::string trimmed(const std::string& text) {
@@ -325,14 +291,14 @@ void RunTracker::set_store(RunStore* store) {
         RunRecord* run = nullptr;
         TargetResult* target = target_of(key, &run);
         if (target == nullptr) return std::nullopt;
-        return stored_target(*run, *target);
+        return to_stored_target(*run, *target);
     };
 }
 
 std::uint64_t RunTracker::store_write_errors() const noexcept { return m_impl->store ? m_impl->store->errors() : 0; }
 
 void RunTracker::store_run(const RunRecord& run) {
-    if (m_impl->store) m_impl->store->run(stored_run(run));
+    if (m_impl->store) m_impl->store->run(to_stored_run(run));
 }
 
 void RunTracker::store_target(const RunRecord& run, const TargetResult& target, std::function<void()> stored) {
@@ -672,7 +638,7 @@ void RunTracker::maybe_finish_run(RunRecord& run) {
         if (t.state != TargetState::finished) return;
     }
     run.ended = wall_now();
-    if (m_impl->store) m_impl->store->finish(run.instance, *run.ended, status_of_run(run));
+    if (m_impl->store) m_impl->store->finish(run.instance, *run.ended, run_status(run));
     JobStatus& status = m_status[run.job];
     status.last_success = run.success();
     status.last_failed_count = run.failed();

@@ -18,8 +18,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include "runs/machine_hub.hpp"
-#include "saltpeter/store/run_store.hpp"
-#include "saltpeter/core/runs.hpp"
+#include "saltpeter/run_store.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter {
 

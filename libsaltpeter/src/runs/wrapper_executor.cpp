@@ -5,8 +5,8 @@
 #include <map>
 #include <memory>
 
-#include "saltpeter/core/exit_code_mapper.hpp"
-#include "saltpeter/runs/executor.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
+#include "saltpeter/executor.hpp"
 #include "runs/run_tracker.hpp"
 #include "runs/machine_hub.hpp"
 

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "saltpeter/core/exit_code_mapper.hpp"
+#include "saltpeter/exit_code_mapper.hpp"
 
 namespace saltpeter::detail {
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter::detail {
 

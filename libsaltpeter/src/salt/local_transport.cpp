@@ -12,9 +12,10 @@
 #include <map>
 #include <set>
 
+#include "saltpeter/exit_code_mapper.hpp"
 #include "host/process_runner.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
-#include "saltpeter/core/targeting.hpp"
+#include "saltpeter/salt_transport.hpp"
+#include "saltpeter/targeting.hpp"
 
 extern char** environ;
 
@@ -235,12 +236,12 @@ private:
         MinionReturn ret;
         ret.minion = minion;
         if (access(program.c_str(), F_OK) != 0) {
-            ret.retcode = 127;
+            ret.retcode = ExitCodeMapper::code(Outcome::not_found);
             ret.stderr_text = program + ": No such file or directory";
             return ret;
         }
         if (access(program.c_str(), X_OK) != 0) {
-            ret.retcode = 126;
+            ret.retcode = ExitCodeMapper::code(Outcome::permission_denied);
             ret.stderr_text = program + ": Permission denied";
             return ret;
         }
@@ -250,7 +251,7 @@ private:
     void start_one(TransportJob id, const std::shared_ptr<Job>& job, const RunAllRequest& request,
                    const std::string& minion) {
         if (request.argv.empty()) {
-            post_return(id, MinionReturn{minion, true, 127, "", "nothing to run", ""});
+            post_return(id, MinionReturn{minion, true, ExitCodeMapper::code(Outcome::not_found), "", "nothing to run", ""});
             return;
         }
         if (auto failed = precheck(request, minion)) {

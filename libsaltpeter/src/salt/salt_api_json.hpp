@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter::detail {
 

@@ -21,7 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "salt/salt_api_json.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter {
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter::detail {
 

@@ -13,10 +13,11 @@
 #include <set>
 #include <spdlog/spdlog.h>
 
+#include "saltpeter/exit_code_mapper.hpp"
 #include "salt/salt_cli_output.hpp"
 #include "core/shell_words.hpp"
 #include "host/process_runner.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 extern char** environ;
 
@@ -113,7 +114,7 @@ public:
         m_jobs[id] = job;
         if (request.minions.empty() || request.argv.empty()) {
             std::vector<MinionReturn> rets;
-            for (const auto& m : request.minions) rets.push_back(MinionReturn{m, true, 127, "", "nothing to run", ""});
+            for (const auto& m : request.minions) rets.push_back(MinionReturn{m, true, ExitCodeMapper::code(Outcome::not_found), "", "nothing to run", ""});
             post_results(id, std::move(rets), std::move(on_return), std::move(done));
             return id;
         }

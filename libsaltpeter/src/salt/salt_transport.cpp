@@ -1,5 +1,5 @@
 // SaltTransport's default run_async, for transports that only implement run_all.
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter {
 

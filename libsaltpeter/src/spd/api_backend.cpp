@@ -4,7 +4,7 @@
 #include "runs/observer_list.hpp"
 #include "runs/run_history.hpp"
 #include "runs/run_tracker.hpp"
-#include "saltpeter/runs/scheduler.hpp"
+#include "saltpeter/scheduler.hpp"
 
 namespace saltpeter {
 

@@ -9,7 +9,7 @@
 #include <boost/asio/post.hpp>
 
 #include "store/run_store_detail.hpp"
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 namespace saltpeter {
 namespace {

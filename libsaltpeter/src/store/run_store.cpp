@@ -1,4 +1,4 @@
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -56,6 +56,42 @@ std::optional<DecisionKind> decision_kind_from_string(std::string_view text) noe
 
 std::string output_cut_marker(std::uint64_t cut_bytes) {
     return "\n[... " + std::to_string(cut_bytes) + " bytes cut by saltpeter (output_max_bytes) ...]\n";
+}
+
+// The two run shapes, one conversion each way (RunRecord lives in memory, StoredRun in the store).
+
+RunStatus run_status(const RunRecord& run) {
+    if (!run.finished()) return RunStatus::running;
+    if (run.kill_requested) return RunStatus::killed;
+    return run.success() ? RunStatus::success : RunStatus::failure;
+}
+
+StoredRun to_stored_run(const RunRecord& run) {
+    StoredRun r;
+    r.instance = run.instance;
+    r.job = run.job;
+    r.group = run.group;
+    r.trigger = run.trigger;
+    r.scheduled = run.scheduled;
+    r.started = run.started;
+    r.ended = run.ended;
+    r.status = run_status(run);
+    return r;
+}
+
+StoredTarget to_stored_target(const RunRecord& run, const TargetResult& t) {
+    StoredTarget s;
+    s.instance = run.instance;
+    s.machine = t.machine;
+    s.state = t.state;
+    s.started = t.starttime;
+    s.ended = t.endtime;
+    s.retcode = t.retcode;
+    s.wrapper_version = t.wrapper_version;
+    s.last_heartbeat = t.last_heartbeat;
+    s.notes = t.notes;
+    s.spd_verdict = t.spd_verdict;
+    return s;
 }
 
 RunRecord to_run_record(const StoredRun& run) {

@@ -11,7 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 namespace saltpeter::detail {
 

@@ -27,7 +27,7 @@
 #include <sqlite3.h>
 
 #include "store/run_store_detail.hpp"
-#include "saltpeter/store/run_store.hpp"
+#include "saltpeter/run_store.hpp"
 
 namespace saltpeter {
 namespace {

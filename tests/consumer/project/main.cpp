@@ -1,9 +1,9 @@
 #include <iostream>
 
-#include <saltpeter/core/cron_expression.hpp>
-#include <saltpeter/core/exit_code_mapper.hpp>
-#include <saltpeter/core/time_zone.hpp>
-#include <saltpeter/core/version.hpp>
+#include <saltpeter/cron_expression.hpp>
+#include <saltpeter/exit_code_mapper.hpp>
+#include <saltpeter/time_zone.hpp>
+#include <saltpeter/version.hpp>
 
 int main() {
     auto expr = saltpeter::CronExpression::parse("0 30 2 * * * *");

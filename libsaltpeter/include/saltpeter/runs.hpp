@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/job_log.hpp"
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/job_log.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 
@@ -59,6 +59,8 @@ struct RunRecord {
     std::size_t failed() const noexcept;  ///< results other than 0
     /// Every target succeeded and there was at least one.
     bool success() const noexcept { return total() > 0 && failed() == 0 && total() == targets.size(); }
+    /// A copy with every field but the targets' output (the timeline needs times and codes only).
+    RunRecord without_output() const;
 };
 
 /// What an executor says about a run it opens.

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter {
 

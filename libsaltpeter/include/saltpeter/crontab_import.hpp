@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "saltpeter/core/config.hpp"
+#include "saltpeter/config.hpp"
 
 namespace saltpeter {
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter {
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/runs.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/runs.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter {
 
@@ -47,6 +47,8 @@ struct LaunchContext {
     /// saltutil.kill_job kill_grace after saltutil.term_job.
     std::chrono::seconds timeout_grace{30};
     std::chrono::seconds kill_grace{30};
+    /// heartbeat_timeout of jobs that set none.
+    std::chrono::seconds heartbeat_timeout{15};
     /// For jobs with their own saltpeter_server_host: ws or wss, and the machines port.
     std::string websocket_scheme = "ws";
     std::uint16_t machines_port = 8889;

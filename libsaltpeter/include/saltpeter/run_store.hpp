@@ -17,10 +17,10 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/core/job_log.hpp"
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/runs.hpp"
-#include "saltpeter/core/time.hpp"
+#include "saltpeter/job_log.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/runs.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 
@@ -160,6 +160,14 @@ public:
     /// The newest `limit` decisions of a job, newest first.
     virtual Result<std::vector<SchedulerDecision>> decisions(const std::string& job, std::size_t limit) = 0;
 };
+
+/// How a run in memory ended so far: running until it has an end, then killed (a kill was
+/// requested), success or failure.
+RunStatus run_status(const RunRecord& run);
+/// A run's own row as stored (no targets).
+StoredRun to_stored_run(const RunRecord& run);
+/// A target's metadata as stored (the output fields stay at their defaults).
+StoredTarget to_stored_target(const RunRecord& run, const TargetResult& target);
 
 /// A stored run as the API shows it: state, times, retcodes, notes and verdicts of every target,
 /// without output (`output` stays empty; load it with RunStore::output and stored_output_display).

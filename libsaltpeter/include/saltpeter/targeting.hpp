@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter {
 

@@ -2,6 +2,7 @@
 // ExitCodeMapper: the one place where run outcomes become exit codes and codes get their meaning
 // (PROTOCOL.md 5.1). docs/exit-codes.md mirrors table(); a unit test keeps the two in step.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,11 @@ public:
     /// whether the shell exited or died from the signal; otherwise the exit status, or -N when
     /// the shell died from signal N.
     static int from_wait_status(int wait_status, Verdict verdict) noexcept;
+    /// The exit status of a program that reports one whole run (spd --run-once, spctl run-now
+    /// --wait): 0 when there is at least one target and every one ended with 0; otherwise the
+    /// highest positive target code (at most 255), and at least 1 (a missing or negative code
+    /// counts as a failure).
+    static int process_status(const std::vector<std::optional<int>>& codes) noexcept;
     /// A target succeeded only with code 0.
     static bool is_success(int code) noexcept { return code == 0; }
 };

@@ -10,9 +10,9 @@
 #include <string>
 #include <string_view>
 
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/time.hpp"
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/time.hpp"
+#include "saltpeter/time_zone.hpp"
 
 namespace saltpeter {
 

@@ -14,8 +14,8 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/core/result.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/result.hpp"
 
 namespace saltpeter {
 

@@ -13,10 +13,10 @@
 #include <utility>
 #include <vector>
 
-#include "saltpeter/core/cron_expression.hpp"
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/time.hpp"
-#include "saltpeter/core/time_zone.hpp"
+#include "saltpeter/cron_expression.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/time.hpp"
+#include "saltpeter/time_zone.hpp"
 
 namespace saltpeter {
 

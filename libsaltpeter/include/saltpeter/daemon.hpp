@@ -1,8 +1,10 @@
 #pragma once
-// Daemon: spd composed from the library's parts — config loader, Scheduler, the dispatch policy
-// (Dispatcher: maintenance, concurrency, batches, retries), misfire and splay, the inotify
-// config watcher, executors, SaltTransport, MachineHub, RunTracker and the per-job log
-// files. Tools that embed saltpeter can run one on their own io_context. Io thread only.
+// Daemon: spd composed from the library's wings: the config loader and its inotify watcher, the
+// Scheduler (fire times, misfire, splay, catch-up), the Dispatcher (maintenance, concurrency,
+// batches, retries), the executors over a SaltTransport, the MachineHub and RunTracker, the
+// RunStore, the outlets (job logs, search sinks, webhooks) and the API. It only wires them (see
+// docs/ARCHITECTURE.md). Tools that embed saltpeter can run one on their own io_context. Io
+// thread only.
 
 #include <cstdint>
 #include <functional>
@@ -12,17 +14,14 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "saltpeter/core/result.hpp"
-#include "saltpeter/core/config.hpp"
-#include "saltpeter/store/run_store.hpp"
-#include "saltpeter/core/runs.hpp"
-#include "saltpeter/salt/salt_transport.hpp"
+#include "saltpeter/result.hpp"
+#include "saltpeter/config.hpp"
+#include "saltpeter/run_store.hpp"
+#include "saltpeter/runs.hpp"
+#include "saltpeter/salt_transport.hpp"
 
 namespace saltpeter {
 
-struct HubStats;
-class Metrics;
-class RunObserver;
 class RunTracker;
 
 struct DaemonOptions {
@@ -69,25 +68,10 @@ public:
     /// Called after every finished run once its result is committed to the store and acknowledged
     /// to the wrappers (e.g. to print results or to exit after --run-once).
     void set_on_run_finished(std::function<void(const RunRecord&)> callback);
-    const RunTracker& tracker() const;
-
-    // ---- read accessors and hooks for the ApiServer (api_server.hpp) ----
-    /// Kills one run (every unfinished target, or only `machine`). False when it is not running.
-    bool kill_run(const std::string& instance, const std::optional<std::string>& machine = std::nullopt);
-    /// The configuration in force.
-    const Config& config() const;
-    /// Changes whenever the configuration is (re)loaded: the load time in Unix seconds (the UI's serial).
-    double config_serial() const noexcept;
-    /// The scheduler's pending fire time of `job`.
-    std::optional<SysSeconds> next_run(const std::string& job) const;
-    /// Adds an observer of every run event (push mode, metrics); the daemon keeps it alive.
-    void add_observer(std::shared_ptr<RunObserver> observer);
-    /// The machines hub's counters (zeros before start()).
-    HubStats hub_stats() const;
-    /// The registry behind /metrics (scheduler lag, run counters).
-    Metrics& metrics();
     /// The bound API port (api_ws: true), 0 when the API is off.
     std::uint16_t api_port() const noexcept;
+    /// The runs in memory (tests and embedders that watch runs; io thread only).
+    const RunTracker& tracker() const;
     /// The durable store of runs, output, decisions and fire times (null before start()).
     RunStore* store() const noexcept;
 
