@@ -16,6 +16,19 @@
 
 namespace saltpeter {
 
+/// One target of one run (which wrapper is talking, which output is stored).
+struct TargetKey {
+    std::string instance;  ///< job_instance
+    std::string machine;   ///< minion id as the wrapper reports it
+    friend bool operator<(const TargetKey& a, const TargetKey& b) {
+        return a.instance != b.instance ? a.instance < b.instance : a.machine < b.machine;
+    }
+    friend bool operator==(const TargetKey& a, const TargetKey& b) {
+        return a.instance == b.instance && a.machine == b.machine;
+    }
+    std::string to_string() const { return instance + ":" + machine; }
+};
+
 /// Why a run was started.
 enum class Trigger { schedule, run_now, catch_up, retry };
 std::string_view to_string(Trigger trigger) noexcept;

@@ -72,6 +72,10 @@ struct CommandRequest {
 
 using TransportJob = std::uint64_t;
 
+/// The run_all request that runs `request.command` through `/bin/sh -c` on its minions, with its
+/// env, cwd and runas (the legacy mode's command on a transport without a shell of its own).
+RunAllRequest shell_request(const CommandRequest& request);
+
 class SaltTransport {
 public:
     virtual ~SaltTransport() = default;

@@ -15,21 +15,9 @@
 
 #include "core/protocol.hpp"
 #include "saltpeter/result.hpp"
+#include "saltpeter/runs.hpp"
 
 namespace saltpeter {
-
-/// Which wrapper is talking: one target of one run.
-struct TargetKey {
-    std::string instance;  ///< job_instance
-    std::string machine;   ///< minion id as the wrapper reports it
-    friend bool operator<(const TargetKey& a, const TargetKey& b) {
-        return a.instance != b.instance ? a.instance < b.instance : a.machine < b.machine;
-    }
-    friend bool operator==(const TargetKey& a, const TargetKey& b) {
-        return a.instance == b.instance && a.machine == b.machine;
-    }
-    std::string to_string() const { return instance + ":" + machine; }
-};
 
 /// The listener's answer when a frame arrives for a pair the hub has no state for yet.
 struct Admission {

@@ -87,11 +87,7 @@ public:
     TransportJob run_all(const RunAllRequest& request, std::function<void(MinionReturn)> on_return,
                          std::function<void()> done) override {
         const TransportJob id = ++m_next_job;
-        auto job = std::make_shared<Job>();
-        job->on_return = std::move(on_return);
-        job->done = std::move(done);
-        job->pending = request.minions.size();
-        m_jobs[id] = job;
+        auto job = new_job(id, std::move(on_return), std::move(done), request.minions.size());
         if (request.minions.empty()) finish_job(id);
         for (const auto& minion : request.minions) start_one(id, job, request, minion);
         return id;
@@ -102,24 +98,15 @@ public:
     TransportJob run_async(const CommandRequest& request, std::function<void(MinionReturn)> on_return,
                            std::function<void()> done) override {
         const TransportJob id = ++m_next_job;
-        auto job = std::make_shared<Job>();
-        job->on_return = std::move(on_return);
-        job->done = std::move(done);
-        job->pending = request.minions.size();
+        auto job = new_job(id, std::move(on_return), std::move(done), request.minions.size());
         job->command = request.command;
         job->timeout = request.timeout;
         job->asynchronous = true;
-        m_jobs[id] = job;
         if (request.minions.empty()) {
             finish_job(id);
             return id;
         }
-        RunAllRequest run;
-        run.minions = request.minions;
-        run.argv = {"/bin/sh", "-c", request.command};
-        run.env = request.env;
-        run.cwd = request.cwd;
-        run.runas = request.runas;
+        const RunAllRequest run = shell_request(request);
         for (const auto& minion : request.minions) start_one(id, job, run, minion);
         if (request.follow_for.count() > 0) {
             job->follow_timer = std::make_shared<boost::asio::steady_timer>(m_io, request.follow_for);
@@ -197,6 +184,16 @@ private:
         std::chrono::seconds timeout{0};
         std::shared_ptr<boost::asio::steady_timer> follow_timer;
     };
+
+    std::shared_ptr<Job> new_job(TransportJob id, std::function<void(MinionReturn)> on_return, std::function<void()> done,
+                                 std::size_t pending) {
+        auto job = std::make_shared<Job>();
+        job->on_return = std::move(on_return);
+        job->done = std::move(done);
+        job->pending = pending;
+        m_jobs[id] = job;
+        return job;
+    }
 
     void report(TransportJob id, MinionReturn ret) {
         auto it = m_jobs.find(id);

@@ -1,5 +1,7 @@
 #include "saltpeter/run_store.hpp"
 
+#include <initializer_list>
+
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -7,18 +9,23 @@
 
 namespace saltpeter {
 
-std::optional<Trigger> trigger_from_string(std::string_view text) noexcept {
-    for (Trigger t : {Trigger::schedule, Trigger::run_now, Trigger::catch_up, Trigger::retry}) {
-        if (to_string(t) == text) return t;
+namespace {
+// The inverse of an enum's to_string: the value among `values` whose name is `text`.
+template <typename E>
+std::optional<E> from_name(std::string_view text, std::initializer_list<E> values) noexcept {
+    for (E v : values) {
+        if (to_string(v) == text) return v;
     }
     return std::nullopt;
 }
+}  // namespace
+
+std::optional<Trigger> trigger_from_string(std::string_view text) noexcept {
+    return from_name<Trigger>(text, {Trigger::schedule, Trigger::run_now, Trigger::catch_up, Trigger::retry});
+}
 
 std::optional<TargetState> target_state_from_string(std::string_view text) noexcept {
-    for (TargetState s : {TargetState::pending, TargetState::launched, TargetState::started, TargetState::finished}) {
-        if (to_string(s) == text) return s;
-    }
-    return std::nullopt;
+    return from_name<TargetState>(text, {TargetState::pending, TargetState::launched, TargetState::started, TargetState::finished});
 }
 
 std::string_view to_string(RunStatus status) noexcept {
@@ -32,10 +39,7 @@ std::string_view to_string(RunStatus status) noexcept {
 }
 
 std::optional<RunStatus> run_status_from_string(std::string_view text) noexcept {
-    for (RunStatus s : {RunStatus::running, RunStatus::success, RunStatus::failure, RunStatus::killed}) {
-        if (to_string(s) == text) return s;
-    }
-    return std::nullopt;
+    return from_name<RunStatus>(text, {RunStatus::running, RunStatus::success, RunStatus::failure, RunStatus::killed});
 }
 
 std::string_view to_string(DecisionKind kind) noexcept {
@@ -48,10 +52,7 @@ std::string_view to_string(DecisionKind kind) noexcept {
 }
 
 std::optional<DecisionKind> decision_kind_from_string(std::string_view text) noexcept {
-    for (DecisionKind k : {DecisionKind::skipped_overlap, DecisionKind::skipped_maintenance, DecisionKind::misfire}) {
-        if (to_string(k) == text) return k;
-    }
-    return std::nullopt;
+    return from_name<DecisionKind>(text, {DecisionKind::skipped_overlap, DecisionKind::skipped_maintenance, DecisionKind::misfire});
 }
 
 std::string output_cut_marker(std::uint64_t cut_bytes) {
