@@ -13,7 +13,7 @@
 #include "api/api_server.hpp"
 #include "api/metrics.hpp"
 #include "host/config_watcher.hpp"
-#include "outlets/job_log_writer.hpp"
+#include "outlets/observers.hpp"
 #include "outlets/notifier.hpp"
 #include "outlets/search_sink.hpp"
 #include "runs/dispatcher.hpp"
@@ -82,7 +82,6 @@ public:
         for (auto& sink : m_search_sinks) m_observers.add(sink.get());
         m_tracker = std::make_unique<RunTracker>(m_io, tracker_options(s), m_observers);
         m_tracker->set_store(m_store.get());
-        m_tracker->set_on_run_finished([this](const RunRecord& run) { on_run_finished(run); });
         m_observers.add(std::make_shared<DecisionRecorder>(*m_store));
 
         m_hub = std::make_unique<MachineHub>(m_io, hub_options(s, *secret), *m_tracker);
@@ -107,6 +106,8 @@ public:
         m_dispatcher->set_job_lookup([this](const std::string& name) { return m_config.find(name); });
         m_observers.add(m_dispatcher.get());
         m_notifier = make_notifier(*m_store, m_config, m_metrics);
+        m_observers.add(std::make_shared<NotifyObserver>(*m_notifier, m_config));
+        m_observers.add(std::make_shared<FinishedRunHook>(*m_store, *m_tracker, m_on_finished));
         if (m_options.schedule) start_scheduling();
         if (m_options.watch_config) watch_config();
         if (s.api_ws) {
@@ -183,7 +184,6 @@ public:
     std::unique_ptr<ApiBackend> m_backend;
     std::unique_ptr<ApiServer> m_api;
     std::unique_ptr<Notifier> m_notifier;
-    std::shared_ptr<char> m_alive = std::make_shared<char>(0);  // for store completions that outlive us
     LaunchContext m_context;
     std::string m_secret;
     std::uint16_t m_port = 0;
@@ -229,16 +229,6 @@ private:
         return Ok{};
     }
 
-    void on_run_finished(const RunRecord& run) {
-        if (m_notifier) m_notifier->run_finished(run, effective_notify(m_config.find(run.job), m_config.settings));
-        if (!m_on_finished) return;
-        // Once the result is committed, and so the wrappers have their acks (spd --run-once exits
-        // from here: earlier, its wrapper would lose the ack and retry against a stopped spd).
-        m_store->flush([this, alive = std::weak_ptr<char>(m_alive), instance = run.instance](const Status&) {
-            if (alive.expired() || !m_on_finished) return;
-            if (const RunRecord* finished = m_tracker->find(instance)) m_on_finished(*finished);
-        });
-    }
 };
 
 Daemon::Daemon(boost::asio::io_context& io, DaemonOptions options) : m_impl(std::make_unique<Impl>(io, std::move(options))) {}

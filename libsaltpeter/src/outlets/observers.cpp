@@ -1,5 +1,5 @@
-// The outlets of job_log_writer.hpp.
-#include "outlets/job_log_writer.hpp"
+// The outlets of observers.hpp.
+#include "outlets/observers.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,6 +11,8 @@
 #include <iostream>
 
 #include "saltpeter/exit_code_mapper.hpp"
+#include "outlets/notifier.hpp"
+#include "runs/run_tracker.hpp"
 #include "saltpeter/run_store.hpp"
 
 namespace saltpeter {
@@ -74,6 +76,18 @@ void DecisionRecorder::on_log(const std::string& job, const LogRecord& record) {
     d.at = record.time;
     d.detail = record.out.empty() ? record.instance + " still running" : record.out;
     m_store.record_decision(d);
+}
+
+void NotifyObserver::on_run_finished(const RunRecord& run) {
+    m_notifier.run_finished(run, effective_notify(m_config.find(run.job), m_config.settings));
+}
+
+void FinishedRunHook::on_run_finished(const RunRecord& run) {
+    if (!m_callback) return;
+    m_store.flush([this, alive = std::weak_ptr<char>(m_alive), instance = run.instance](const Status&) {
+        if (alive.expired() || !m_callback) return;
+        if (const RunRecord* finished = m_tracker.find(instance)) m_callback(*finished);
+    });
 }
 
 }  // namespace saltpeter
