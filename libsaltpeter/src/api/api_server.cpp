@@ -307,19 +307,11 @@ private:
 Result<std::uint16_t> ApiServer::Impl::listen() {
     const std::string where = m_options.bind_address + ":" + std::to_string(m_options.port);
     if (m_listening || m_stopped) return Error{"API " + where + ": listen() called twice or after stop()", ""};
-    WsServerOptions ws;
-    ws.bind_address = m_options.bind_address;
-    ws.port = m_options.port;
-    ws.tls_cert = m_options.tls_cert;
-    ws.tls_key = m_options.tls_key;
+    WsServerOptions ws{m_options.bind_address, m_options.port, m_options.tls_cert, m_options.tls_key};
     ws.max_message_bytes = m_options.max_ws_frame_bytes;
     ws.max_http_body_bytes = m_options.max_body_bytes;
     ws.serve_http = true;
-    ws.label = "API";
-    ws.listen_label = "API port";
-    ws.listen_field = "api_ws_port";
-    ws.bad_address_prefix = "API: invalid api_ws_bind_addr";
-    ws.address_field = "api_ws_bind_addr";
+    ws.words = {"API", "API port", "api_ws_port", "API: invalid api_ws_bind_addr", "api_ws_bind_addr"};
     m_server = std::make_unique<WsServer>(m_io, std::move(ws), weak_from_this());
     auto port = m_server->listen();
     if (!port) return port;

@@ -111,11 +111,11 @@ struct WsServer::Impl : std::enable_shared_from_this<Impl> {
 
 Result<std::uint16_t> WsServer::Impl::listen() {
     const std::string where = options.bind_address + ":" + std::to_string(options.port);
-    if (started) return Error{options.label + " " + where + ": listen() called twice", ""};
+    if (started) return Error{options.words.label + " " + where + ": listen() called twice", ""};
     started = true;
     boost::system::error_code aec;
     const auto address = boost::asio::ip::make_address(options.bind_address, aec);
-    if (aec) return Error{options.bad_address_prefix + " '" + options.bind_address + "': " + aec.message(), options.address_field};
+    if (aec) return Error{options.words.bad_address_prefix + " '" + options.bind_address + "': " + aec.message(), options.words.address_field};
     const boost::asio::ip::tcp::endpoint endpoint(address, options.port);
     if (options.tls_cert.empty() && options.tls_key.empty()) {
         plain = std::make_unique<PlainServer>();
@@ -130,7 +130,7 @@ Result<std::uint16_t> WsServer::Impl::listen() {
 
 Result<std::shared_ptr<boost::asio::ssl::context>> WsServer::Impl::load_tls(const std::string& where) const {
     if (options.tls_cert.empty() || options.tls_key.empty())
-        return Error{options.label + " " + where + ": TLS needs both tls_cert and tls_key",
+        return Error{options.words.label + " " + where + ": TLS needs both tls_cert and tls_key",
                      options.tls_cert.empty() ? "tls_cert" : "tls_key"};
     namespace ssl = boost::asio::ssl;
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
@@ -139,9 +139,9 @@ Result<std::shared_ptr<boost::asio::ssl::context>> WsServer::Impl::load_tls(cons
     // Loaded once here, so that a bad file is a start-up error and not a failure per connection.
     boost::system::error_code ec;
     ctx->use_certificate_chain_file(options.tls_cert, ec);
-    if (ec) return Error{options.label + " " + where + ": cannot use tls_cert '" + options.tls_cert + "': " + ec.message(), "tls_cert"};
+    if (ec) return Error{options.words.label + " " + where + ": cannot use tls_cert '" + options.tls_cert + "': " + ec.message(), "tls_cert"};
     ctx->use_private_key_file(options.tls_key, ssl::context::pem, ec);
-    if (ec) return Error{options.label + " " + where + ": cannot use tls_key '" + options.tls_key + "': " + ec.message(), "tls_key"};
+    if (ec) return Error{options.words.label + " " + where + ": cannot use tls_key '" + options.tls_key + "': " + ec.message(), "tls_key"};
     return ctx;
 }
 
@@ -187,7 +187,7 @@ Result<std::uint16_t> WsServer::Impl::start(ServerT& server, const boost::asio::
     server.clear_access_channels(websocketpp::log::alevel::all);
     server.clear_error_channels(websocketpp::log::elevel::all);
     server.init_asio(&io, ec);
-    if (ec) return Error{options.label + " " + where + ": " + ec.message(), ""};
+    if (ec) return Error{options.words.label + " " + where + ": " + ec.message(), ""};
     server.set_reuse_addr(true);
     server.set_max_message_size(options.max_message_bytes);
     server.set_max_http_body_size(options.max_http_body_bytes);
@@ -264,17 +264,17 @@ Result<std::uint16_t> WsServer::Impl::start(ServerT& server, const boost::asio::
     });
 
     server.listen(endpoint, ec);
-    if (ec) return Error{"cannot listen on " + options.listen_label + " " + where + ": " + ec.message(), options.listen_field};
+    if (ec) return Error{"cannot listen on " + options.words.listen_label + " " + where + ": " + ec.message(), options.words.listen_field};
     server.start_accept(ec);
     if (ec) {
         websocketpp::lib::error_code ignored;
         server.stop_listening(ignored);
-        return Error{"cannot accept on " + options.listen_label + " " + where + ": " + ec.message(), options.listen_field};
+        return Error{"cannot accept on " + options.words.listen_label + " " + where + ": " + ec.message(), options.words.listen_field};
     }
     listening = true;
     boost::system::error_code aec;
     const auto local = server.get_local_endpoint(aec);
-    if (aec) return Error{options.label + " " + where + ": " + aec.message(), options.listen_field};
+    if (aec) return Error{options.words.label + " " + where + ": " + aec.message(), options.words.listen_field};
     return local.port();
 }
 

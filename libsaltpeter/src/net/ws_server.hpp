@@ -30,7 +30,18 @@ constexpr int k_try_again_later = 1013;
 constexpr long k_ws_open_handshake_timeout_ms = 5000;
 constexpr long k_ws_close_handshake_timeout_ms = 1000;
 
-/// What WsServer binds and the words its errors use, so each caller keeps its own messages.
+/// The words WsServer's errors use, so that each caller keeps its own messages:
+/// "<label> <addr:port>: TLS needs ...", "cannot listen on <listen_label> <addr:port>: ..."
+/// (Error::field `listen_field`), "<bad_address_prefix> '<addr>': ..." (field `address_field`).
+struct WsServerWords {
+    std::string label = "WebSocket port";
+    std::string listen_label = "WebSocket port";
+    std::string listen_field = "port";
+    std::string bad_address_prefix = "invalid bind address";
+    std::string address_field = "bind_address";
+};
+
+/// What WsServer binds and how it bounds its peers.
 struct WsServerOptions {
     std::string bind_address;
     std::uint16_t port = 0;                ///< 0 = an ephemeral port (tests)
@@ -41,13 +52,7 @@ struct WsServerOptions {
     bool serve_http = false;               ///< plain HTTP requests go to on_http; otherwise 426 and on_fail
     long open_handshake_timeout_ms = k_ws_open_handshake_timeout_ms;
     long close_handshake_timeout_ms = k_ws_close_handshake_timeout_ms;
-    /// Error texts: "<label> <addr:port>: TLS needs ...", "cannot listen on <listen_label> <addr:port>: ..."
-    /// (Error::field `listen_field`), "<bad_address_prefix> '<addr>': ..." (field `address_field`).
-    std::string label = "WebSocket port";
-    std::string listen_label = "WebSocket port";
-    std::string listen_field = "port";
-    std::string bad_address_prefix = "invalid bind address";
-    std::string address_field = "bind_address";
+    WsServerWords words = {};
 };
 
 /// One accepted peer (ws or wss, or a plain HTTP request on the same port). Held as a shared_ptr
