@@ -1,4 +1,4 @@
-// ApiServer (api_server.hpp): one websocketpp endpoint (ws/http or wss/https) on the daemon's
+// ApiServer (api_server.hpp): one WsServer endpoint (ws/http or wss/https) on the daemon's
 // io_context. Plain HTTP requests go to route(); upgrades on /ws become UI clients. The frames
 // themselves are built by ui_protocol.cpp; this file keeps per-connection state:
 //
@@ -10,13 +10,9 @@
 //                     output_chunks then details
 //   push mode: the same per-job update (and status) right after a run event, coalesced per turn.
 //
-// With websocketpp and ws_client.cpp / machine_hub.cpp the only TUs including websocketpp.
+// The sockets, TLS and handshake timeouts are net/ws_server.hpp's.
 
 #include "api/api_server.hpp"
-
-#include <websocketpp/config/asio.hpp>
-#include <websocketpp/config/asio_no_tls.hpp>
-#include <websocketpp/server.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -28,13 +24,13 @@
 #include <set>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "api/api_backend.hpp"
 #include "api/metrics.hpp"
 #include "runs/run_history.hpp"
 #include "api/ui_protocol.hpp"
+#include "net/ws_server.hpp"
 #include "saltpeter/version.hpp"
 #include "core/token.hpp"
 
@@ -42,13 +38,8 @@ namespace saltpeter {
 
 namespace {
 
-using PlainServer = websocketpp::server<websocketpp::config::asio>;
-using TlsServer = websocketpp::server<websocketpp::config::asio_tls>;
-using Hdl = websocketpp::connection_hdl;
 using Json = nlohmann::json;
 
-constexpr long k_open_handshake_timeout_ms = 5000;  // slowloris: a request must be complete by then
-constexpr long k_close_handshake_timeout_ms = 1000;
 constexpr std::size_t k_max_send_queue_bytes = 8u * 1024 * 1024;  // a UI that reads slower is closed
 constexpr std::size_t k_default_history_limit = 20;
 constexpr std::size_t k_timeline_max_runs = 5000;  // the newest runs of a timeline range
@@ -151,32 +142,6 @@ std::string unknown_job_message(const Config& config, const std::string& name) {
     return msg;
 }
 
-// One UI connection, ws:// or wss://.
-class Link {
-public:
-    virtual ~Link() = default;
-    virtual bool send(const std::string& text) = 0;
-    virtual std::size_t buffered() const = 0;
-    virtual void close(websocketpp::close::status::value code, const std::string& reason) = 0;
-};
-
-template <typename ServerT>
-class LinkOf final : public Link {
-public:
-    explicit LinkOf(typename ServerT::connection_ptr con) : m_con(std::move(con)) {}
-    bool send(const std::string& text) override {
-        return !m_con->send(text, websocketpp::frame::opcode::text);
-    }
-    std::size_t buffered() const override { return m_con->get_buffered_amount(); }
-    void close(websocketpp::close::status::value code, const std::string& reason) override {
-        websocketpp::lib::error_code ec;
-        if (m_con->get_state() == websocketpp::session::state::open) m_con->close(code, reason, ec);
-    }
-
-private:
-    typename ServerT::connection_ptr m_con;
-};
-
 }  // namespace
 
 Result<std::vector<ApiCredential>> resolve_api_tokens(const std::vector<ApiToken>& tokens) {
@@ -250,7 +215,7 @@ const ApiCredential* match_token(const std::vector<ApiCredential>& credentials, 
     return found;
 }
 
-class ApiServer::Impl : public std::enable_shared_from_this<Impl>, public RunObserver {
+class ApiServer::Impl : public std::enable_shared_from_this<Impl>, public RunObserver, public WsHandler {
 public:
     Impl(boost::asio::io_context& io, ApiServerOptions options, ApiBackend& backend)
         : m_io(io), m_options(std::move(options)), m_backend(backend), m_tick(io) {}
@@ -273,7 +238,7 @@ private:
         std::size_t units = 0;
     };
     struct Client {
-        std::unique_ptr<Link> link;
+        WsConnectionPtr link;
         std::string peer;
         bool operate = false;
         bool push = false;
@@ -285,15 +250,15 @@ private:
     };
     using ClientPtr = std::shared_ptr<Client>;
 
-    template <typename ServerT>
-    Result<std::uint16_t> start(ServerT& server, const boost::asio::ip::tcp::endpoint& endpoint, const std::string& where);
-    template <typename ServerT>
-    void on_http(ServerT& server, Hdl hdl);
-    template <typename ServerT>
-    bool on_validate(ServerT& server, Hdl hdl);
-    template <typename ServerT>
-    void on_open(ServerT& server, Hdl hdl);
-    void on_message(Hdl hdl, const std::string& text);
+    // WsHandler (WsServer catches what they throw and reports it to on_handler_error).
+    void on_accept(const WsConnectionPtr& con) override { m_peers[con] = con->remote_endpoint(); }
+    void on_http(const WsConnectionPtr& con) override;
+    bool on_validate(const WsConnectionPtr& con) override;
+    void on_open(const WsConnectionPtr& con) override;
+    void on_message(const WsConnectionPtr& con, bool is_text, const std::string& text) override;
+    void on_close(const WsConnectionPtr& con) override { m_clients.erase(con.get()); }
+    void on_fail(const WsConnectionPtr& con, const WsFailure& failure) override;
+    void on_handler_error(const WsConnectionPtr&, const char* what, const std::exception* error) override;
 
     HttpReply route(const std::string& method, const Target& target, const std::string& body, const ApiCredential* who);
     HttpReply route_get(const Target& target);
@@ -323,19 +288,18 @@ private:
     boost::asio::io_context& m_io;
     ApiServerOptions m_options;
     ApiBackend& m_backend;
-    std::unique_ptr<PlainServer> m_plain;
-    std::unique_ptr<TlsServer> m_tls;
+    std::unique_ptr<WsServer> m_server;
     boost::asio::steady_timer m_tick;
     bool m_listening = false;
     bool m_stopped = false;
     bool m_flush_posted = false;
-    std::map<Hdl, ClientPtr, std::owner_less<Hdl>> m_clients;
+    std::map<const WsConnection*, ClientPtr> m_clients;  ///< keyed by Client::link
     std::uint64_t m_http_requests = 0;
     std::uint16_t m_port = 0;  ///< the bound port (the API's own origin)
     // Each connection's peer from accept until its request is handled (http, open) or it fails:
     // a failed socket may no longer know its remote endpoint when the failure is logged.
-    std::map<Hdl, std::string, std::owner_less<Hdl>> m_peers;
-    std::string take_peer(Hdl hdl);
+    std::map<std::weak_ptr<WsConnection>, std::string, std::owner_less<>> m_peers;
+    std::string take_peer(const WsConnectionPtr& con);
 };
 
 // ---- setup ------------------------------------------------------------------------------------
@@ -343,112 +307,43 @@ private:
 Result<std::uint16_t> ApiServer::Impl::listen() {
     const std::string where = m_options.bind_address + ":" + std::to_string(m_options.port);
     if (m_listening || m_stopped) return Error{"API " + where + ": listen() called twice or after stop()", ""};
-    boost::system::error_code aec;
-    const auto address = boost::asio::ip::make_address(m_options.bind_address, aec);
-    if (aec) return Error{"API: invalid api_ws_bind_addr '" + m_options.bind_address + "': " + aec.message(), "api_ws_bind_addr"};
-    const boost::asio::ip::tcp::endpoint endpoint(address, m_options.port);
-    if (m_options.tls_cert.empty() && m_options.tls_key.empty()) {
-        m_plain = std::make_unique<PlainServer>();
-        return start(*m_plain, endpoint, where);
-    }
-    if (m_options.tls_cert.empty() || m_options.tls_key.empty())
-        return Error{"API " + where + ": TLS needs both tls_cert and tls_key", m_options.tls_cert.empty() ? "tls_cert" : "tls_key"};
-    namespace ssl = boost::asio::ssl;
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    boost::system::error_code ec;
-    ctx->use_certificate_chain_file(m_options.tls_cert, ec);
-    if (ec) return Error{"API " + where + ": cannot use tls_cert '" + m_options.tls_cert + "': " + ec.message(), "tls_cert"};
-    ctx->use_private_key_file(m_options.tls_key, ssl::context::pem, ec);
-    if (ec) return Error{"API " + where + ": cannot use tls_key '" + m_options.tls_key + "': " + ec.message(), "tls_key"};
-    m_tls = std::make_unique<TlsServer>();
-    m_tls->set_tls_init_handler([ctx](Hdl) { return ctx; });
-    return start(*m_tls, endpoint, where);
-}
-
-template <typename ServerT>
-Result<std::uint16_t> ApiServer::Impl::start(ServerT& server, const boost::asio::ip::tcp::endpoint& endpoint,
-                                             const std::string& where) {
-    websocketpp::lib::error_code ec;
-    server.clear_access_channels(websocketpp::log::alevel::all);
-    server.clear_error_channels(websocketpp::log::elevel::all);
-    server.init_asio(&m_io, ec);
-    if (ec) return Error{"API " + where + ": " + ec.message(), ""};
-    server.set_reuse_addr(true);
-    server.set_max_message_size(m_options.max_ws_frame_bytes);
-    server.set_max_http_body_size(m_options.max_body_bytes);
-    server.set_open_handshake_timeout(k_open_handshake_timeout_ms);
-    server.set_close_handshake_timeout(k_close_handshake_timeout_ms);
-    std::weak_ptr<Impl> weak = shared_from_this();
-    ServerT* srv = &server;
-    server.set_tcp_post_init_handler([weak, srv](Hdl hdl) {
-        if (auto self = weak.lock())
-            self->guarded("accept", [&] { self->m_peers[hdl] = srv->get_con_from_hdl(hdl)->get_remote_endpoint(); });
-    });
-    server.set_http_handler([weak, srv](Hdl hdl) {
-        if (auto self = weak.lock()) {
-            self->m_peers.erase(hdl);
-            self->guarded("http", [&] { self->on_http(*srv, hdl); });
-        }
-    });
-    server.set_validate_handler([weak, srv](Hdl hdl) {
-        bool ok = false;
-        if (auto self = weak.lock()) self->guarded("validate", [&] { ok = self->on_validate(*srv, hdl); });
-        return ok;
-    });
-    server.set_open_handler([weak, srv](Hdl hdl) {
-        if (auto self = weak.lock()) {
-            self->m_peers.erase(hdl);
-            self->guarded("open", [&] { self->on_open(*srv, hdl); });
-        }
-    });
-    auto closed = [weak](Hdl hdl) {
-        if (auto self = weak.lock()) self->m_clients.erase(hdl);
-    };
-    server.set_close_handler(closed);
-    server.set_fail_handler([weak, srv](Hdl hdl) {
-        auto self = weak.lock();
-        if (!self) return;
-        self->m_clients.erase(hdl);
-        // One line per failed connection: a slow client (5 s), a malformed or oversized request.
-        // A refused upgrade was logged by on_validate already; nothing is reported while stopping.
-        self->guarded("fail", [&] {
-            std::string peer = self->take_peer(hdl);
-            websocketpp::lib::error_code cec;
-            auto con = srv->get_con_from_hdl(hdl, cec);
-            if (cec || !con || self->m_stopped ||
-                con->get_ec() == websocketpp::error::make_error_code(websocketpp::error::rejected))
-                return;
-            if (peer.empty()) peer = con->get_remote_endpoint();
-            if (con->get_ec() == websocketpp::error::make_error_code(websocketpp::error::open_handshake_timeout)) {
-                spdlog::warn("API {}: request not complete within {} ms (slow client); connection closed", peer,
-                             k_open_handshake_timeout_ms);
-            } else {
-                spdlog::warn("API {}: {} (HTTP status {}); connection closed", peer, con->get_ec().message(),
-                             static_cast<int>(con->get_response_code()));
-            }
-        });
-    });
-    server.set_message_handler([weak](Hdl hdl, typename ServerT::message_ptr msg) {
-        if (auto self = weak.lock()) self->guarded("message", [&] { self->on_message(hdl, msg->get_payload()); });
-    });
-    server.listen(endpoint, ec);
-    if (ec) return Error{"cannot listen on API port " + where + ": " + ec.message(), "api_ws_port"};
-    server.start_accept(ec);
-    if (ec) return Error{"cannot accept on API port " + where + ": " + ec.message(), "api_ws_port"};
+    WsServerOptions ws{m_options.bind_address, m_options.port, m_options.tls_cert, m_options.tls_key};
+    ws.max_message_bytes = m_options.max_ws_frame_bytes;
+    ws.max_http_body_bytes = m_options.max_body_bytes;
+    ws.serve_http = true;
+    ws.words = {"API", "API port", "api_ws_port", "API: invalid api_ws_bind_addr", "api_ws_bind_addr"};
+    m_server = std::make_unique<WsServer>(m_io, std::move(ws), weak_from_this());
+    auto port = m_server->listen();
+    if (!port) return port;
     m_listening = true;
-    boost::system::error_code aec;
-    const auto local = server.get_local_endpoint(aec);
-    if (aec) return Error{"API " + where + ": " + aec.message(), "api_ws_port"};
-    m_port = local.port();
+    m_port = *port;
     m_backend.add_observer(shared_from_this());
     arm_tick();
-    return local.port();
+    return port;
 }
 
-std::string ApiServer::Impl::take_peer(Hdl hdl) {
-    auto it = m_peers.find(hdl);
+void ApiServer::Impl::on_fail(const WsConnectionPtr& con, const WsFailure& failure) {
+    m_clients.erase(con.get());
+    // One line per failed connection: a slow client (5 s), a malformed or oversized request.
+    // A refused upgrade was logged by on_validate already; nothing is reported while stopping.
+    std::string peer = take_peer(con);
+    if (m_stopped || failure.kind == WsFailure::Kind::rejected) return;
+    if (peer.empty()) peer = con->remote_endpoint();
+    if (failure.kind == WsFailure::Kind::open_handshake_timeout) {
+        spdlog::warn("API {}: request not complete within {} ms (slow client); connection closed", peer,
+                     k_ws_open_handshake_timeout_ms);
+    } else {
+        spdlog::warn("API {}: {} (HTTP status {}); connection closed", peer, failure.message, failure.http_status);
+    }
+}
+
+void ApiServer::Impl::on_handler_error(const WsConnectionPtr&, const char* what, const std::exception* error) {
+    if (error) spdlog::error("API: {} handler failed: {}", what, error->what());
+    else spdlog::error("API: {} handler failed", what);
+}
+
+std::string ApiServer::Impl::take_peer(const WsConnectionPtr& con) {
+    auto it = m_peers.find(con);
     if (it == m_peers.end()) return "";
     std::string peer = std::move(it->second);
     m_peers.erase(it);
@@ -459,13 +354,11 @@ void ApiServer::Impl::stop() {
     if (m_stopped) return;
     m_stopped = true;
     m_tick.cancel();
-    websocketpp::lib::error_code ec;
-    if (m_listening && m_plain) m_plain->stop_listening(ec);
-    if (m_listening && m_tls) m_tls->stop_listening(ec);
+    if (m_listening && m_server) m_server->stop_listening();
     m_listening = false;
     auto clients = std::move(m_clients);
     m_clients.clear();
-    for (auto& [hdl, c] : clients) c->link->close(websocketpp::close::status::going_away, "server stopping");
+    for (auto& [con, c] : clients) c->link->close(ws_close::k_going_away, "server stopping");
 }
 
 template <typename F>
@@ -526,12 +419,11 @@ std::vector<std::pair<std::string, std::string>> ApiServer::Impl::cors_headers(c
 
 // ---- HTTP -------------------------------------------------------------------------------------
 
-template <typename ServerT>
-void ApiServer::Impl::on_http(ServerT& server, Hdl hdl) {
-    auto con = server.get_con_from_hdl(hdl);
+void ApiServer::Impl::on_http(const WsConnectionPtr& con) {
+    m_peers.erase(con);
     ++m_http_requests;
-    const std::string method = con->get_request().get_method();
-    const Target target = parse_target(con->get_resource());
+    const std::string method = con->method();
+    const Target target = parse_target(con->resource());
     HttpReply reply;
     const ApiCredential* who = nullptr;
     if (method == "OPTIONS") {
@@ -539,19 +431,19 @@ void ApiServer::Impl::on_http(ServerT& server, Hdl hdl) {
         reply.content_type.clear();
     } else if (target.path == "/healthz") {
         reply.body = R"({"status": "ok"})";
-    } else if (!authorise(con->get_request_header("Authorization"), "", who)) {
+    } else if (!authorise(con->request_header("Authorization"), "", who)) {
         reply = error_reply(401, "missing or invalid API token (send Authorization: Bearer <token>)");
         reply.headers.emplace_back("WWW-Authenticate", "Bearer");
-    } else if (const std::string why = method == "POST" ? origin_refusal(con->get_request_header("Origin"), true) : "";
+    } else if (const std::string why = method == "POST" ? origin_refusal(con->request_header("Origin"), true) : "";
                !why.empty()) {
-        spdlog::warn("API {}: POST {} refused: {}", con->get_remote_endpoint(), target.path, why);
+        spdlog::warn("API {}: POST {} refused: {}", con->remote_endpoint(), target.path, why);
         reply = error_reply(403, why);
     } else {
-        reply = route(method, target, con->get_request_body(), who);
+        reply = route(method, target, con->request_body(), who);
     }
-    con->set_status(static_cast<websocketpp::http::status_code::value>(reply.status));
+    con->set_status(reply.status);
     if (!reply.content_type.empty()) con->replace_header("Content-Type", reply.content_type);
-    for (const auto& [k, v] : cors_headers(con->get_request_header("Origin"))) con->replace_header(k, v);
+    for (const auto& [k, v] : cors_headers(con->request_header("Origin"))) con->replace_header(k, v);
     for (const auto& [k, v] : reply.headers) con->replace_header(k, v);
     con->replace_header("Cache-Control", "no-store");
     con->set_body(reply.body);
@@ -785,46 +677,43 @@ HttpReply ApiServer::Impl::post_kill(const std::string& path_job, const std::str
 
 // ---- WebSocket --------------------------------------------------------------------------------
 
-template <typename ServerT>
-bool ApiServer::Impl::on_validate(ServerT& server, Hdl hdl) {
-    auto con = server.get_con_from_hdl(hdl);
-    const Target t = parse_target(con->get_resource());
+bool ApiServer::Impl::on_validate(const WsConnectionPtr& con) {
+    const Target t = parse_target(con->resource());
     if (t.path != "/ws") {
-        con->set_status(websocketpp::http::status_code::not_found);
+        con->set_status(404);
         con->set_body(ui::error_json("no WebSocket endpoint at " + t.path + " (use /ws)"));
         return false;
     }
-    const std::string origin = con->get_request_header("Origin");
+    const std::string origin = con->request_header("Origin");
     if (const std::string why = origin_refusal(origin, false); !why.empty()) {
-        spdlog::warn("API /ws {}: upgrade refused: {}", con->get_remote_endpoint(), why);
-        con->set_status(websocketpp::http::status_code::forbidden);
+        spdlog::warn("API /ws {}: upgrade refused: {}", con->remote_endpoint(), why);
+        con->set_status(403);
         con->set_body(ui::error_json(why));
         return false;
     }
     const ApiCredential* who = nullptr;
     auto tok = t.query.find("token");
-    if (!authorise(con->get_request_header("Authorization"), tok == t.query.end() ? "" : tok->second, who)) {
-        con->set_status(websocketpp::http::status_code::unauthorized);
+    if (!authorise(con->request_header("Authorization"), tok == t.query.end() ? "" : tok->second, who)) {
+        con->set_status(401);
         con->set_body(ui::error_json("missing or invalid API token (Authorization: Bearer or ?token=)"));
         return false;
     }
     return true;
 }
 
-template <typename ServerT>
-void ApiServer::Impl::on_open(ServerT& server, Hdl hdl) {
-    auto con = server.get_con_from_hdl(hdl);
+void ApiServer::Impl::on_open(const WsConnectionPtr& con) {
+    m_peers.erase(con);
     auto c = std::make_shared<Client>();
-    c->link = std::make_unique<LinkOf<ServerT>>(con);
-    c->peer = con->get_remote_endpoint();
-    const Target t = parse_target(con->get_resource());
+    c->link = con;
+    c->peer = con->remote_endpoint();
+    const Target t = parse_target(con->resource());
     const ApiCredential* who = nullptr;
     auto tok = t.query.find("token");
-    authorise(con->get_request_header("Authorization"), tok == t.query.end() ? "" : tok->second, who);
+    authorise(con->request_header("Authorization"), tok == t.query.end() ? "" : tok->second, who);
     c->operate = m_options.credentials.empty() || (who != nullptr && who->operate);
     c->push = t.query.count("push") > 0 && t.query.at("push") != "0";
     if (auto sub = t.query.find("subscribe"); sub != t.query.end() && !sub->second.empty()) c->subscriptions.push_back(sub->second);
-    m_clients[hdl] = c;
+    m_clients[con.get()] = c;
     if (m_stopped) return;
     const Config& config = m_backend.config();
     c->config_serial = m_backend.config_serial();
@@ -834,8 +723,8 @@ void ApiServer::Impl::on_open(ServerT& server, Hdl hdl) {
     if (!c->subscriptions.empty()) send_subscribed(c);
 }
 
-void ApiServer::Impl::on_message(Hdl hdl, const std::string& text) {
-    auto it = m_clients.find(hdl);
+void ApiServer::Impl::on_message(const WsConnectionPtr& con, bool /*is_text*/, const std::string& text) {
+    auto it = m_clients.find(con.get());
     if (it == m_clients.end()) return;
     ClientPtr c = it->second;
     auto parsed = ui::parse_command(text);
@@ -920,12 +809,12 @@ void ApiServer::Impl::on_message(Hdl hdl, const std::string& text) {
 }
 
 void ApiServer::Impl::send(const ClientPtr& c, const std::string& text) {
-    if (c->link->buffered() > k_max_send_queue_bytes) {
-        spdlog::warn("API /ws {}: client reads too slowly ({} bytes queued); closing it", c->peer, c->link->buffered());
-        c->link->close(websocketpp::close::status::try_again_later, "too slow");
+    if (c->link->buffered_amount() > k_max_send_queue_bytes) {
+        spdlog::warn("API /ws {}: client reads too slowly ({} bytes queued); closing it", c->peer, c->link->buffered_amount());
+        c->link->close(ws_close::k_try_again_later, "too slow");
         return;
     }
-    c->link->send(text);
+    c->link->send_text(text);
 }
 
 void ApiServer::Impl::send_status(const ClientPtr& c) {
@@ -982,7 +871,7 @@ void ApiServer::Impl::on_tick() {
     for (auto it = m_peers.begin(); it != m_peers.end();) it = it->first.expired() ? m_peers.erase(it) : std::next(it);
     const double serial = m_backend.config_serial();
     auto clients = m_clients;  // a send may close one
-    for (auto& [hdl, c] : clients) {
+    for (auto& [conn, c] : clients) {
         if (c->config_serial != serial) {
             c->config_serial = serial;
             send(c, ui::config_frame(m_backend.config(), serial));
@@ -995,7 +884,7 @@ void ApiServer::Impl::on_tick() {
 void ApiServer::Impl::touch(const std::string& job, bool status) {
     if (m_stopped) return;
     bool any = false;
-    for (auto& [hdl, c] : m_clients) {
+    for (auto& [conn, c] : m_clients) {
         if (!c->push) continue;
         if (std::find(c->subscriptions.begin(), c->subscriptions.end(), job) != c->subscriptions.end()) {
             c->dirty_jobs.insert(job);
@@ -1018,7 +907,7 @@ void ApiServer::Impl::flush_push() {
     m_flush_posted = false;
     if (m_stopped) return;
     auto clients = m_clients;
-    for (auto& [hdl, c] : clients) {
+    for (auto& [conn, c] : clients) {
         if (c->dirty_status) send_status(c);
         for (const Job& job : m_backend.config().jobs) {
             if (c->dirty_jobs.count(job.name)) send_job(c, job.name);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8_decoder.hpp"
 #include "saltpeter/time_zone.hpp"
 #include "saltpeter/version.hpp"
 
@@ -165,12 +166,9 @@ std::size_t utf16_length(std::string_view s) noexcept {
     std::size_t units = 0;
     for (std::size_t i = 0; i < s.size();) {
         const auto b = static_cast<unsigned char>(s[i]);
-        std::size_t len = 1;
-        if (b >= 0xF0 && b <= 0xF4) len = 4;
-        else if (b >= 0xE0) len = b <= 0xEF ? 3 : 1;
-        else if (b >= 0xC2) len = 2;
+        std::size_t len = utf8_sequence_length(b);
         bool ok = len > 1 && i + len <= s.size();
-        for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+        for (std::size_t k = 1; ok && k < len; ++k) ok = utf8_is_continuation(static_cast<unsigned char>(s[i + k]));
         if (!ok) len = 1;
         units += len == 4 ? 2 : 1;
         i += len;
@@ -183,12 +181,9 @@ std::size_t byte_offset_of_utf16(std::string_view s, std::size_t units) noexcept
     std::size_t i = 0;
     while (i < s.size() && done < units) {
         const auto b = static_cast<unsigned char>(s[i]);
-        std::size_t len = 1;
-        if (b >= 0xF0 && b <= 0xF4) len = 4;
-        else if (b >= 0xE0) len = b <= 0xEF ? 3 : 1;
-        else if (b >= 0xC2) len = 2;
+        std::size_t len = utf8_sequence_length(b);
         bool ok = len > 1 && i + len <= s.size();
-        for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+        for (std::size_t k = 1; ok && k < len; ++k) ok = utf8_is_continuation(static_cast<unsigned char>(s[i + k]));
         if (!ok) len = 1;
         const std::size_t w = len == 4 ? 2 : 1;
         if (done + w > units) break;  // never split a surrogate pair's character

@@ -153,19 +153,10 @@ bool is_valid_utf8(std::string_view s) {
             ++i;
             continue;
         }
-        std::size_t len;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (b >= 0xC2 && b <= 0xDF) len = 2;
-        else if (b >= 0xE0 && b <= 0xEF) {
-            len = 3;
-            if (b == 0xE0) lo = 0xA0;
-            if (b == 0xED) hi = 0x9F;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            len = 4;
-            if (b == 0xF0) lo = 0x90;
-            if (b == 0xF4) hi = 0x8F;
-        } else return false;
-        if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return false;
+        const Utf8Lead lead = utf8_lead(b);
+        const std::size_t len = lead.length;
+        if (len == 0) return false;
+        if (i + len > n || p[i + 1] < lead.lower || p[i + 1] > lead.upper) return false;
         for (std::size_t k = 2; k < len; ++k)
             if (p[i + k] < 0x80 || p[i + k] > 0xBF) return false;
         i += len;

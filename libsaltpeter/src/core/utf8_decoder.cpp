@@ -42,21 +42,15 @@ void Utf8Decoder::decode(std::string_view bytes, std::string& out) {
                 continue;
             }
             const unsigned char b = p[i];
-            if (b >= 0xC2 && b <= 0xDF) {
-                m_needed = 1;
-            } else if (b >= 0xE0 && b <= 0xEF) {
-                if (b == 0xE0) m_lower = 0xA0;
-                if (b == 0xED) m_upper = 0x9F;
-                m_needed = 2;
-            } else if (b >= 0xF0 && b <= 0xF4) {
-                if (b == 0xF0) m_lower = 0x90;
-                if (b == 0xF4) m_upper = 0x8F;
-                m_needed = 3;
-            } else {
+            const Utf8Lead lead = utf8_lead(b);
+            if (lead.length < 2) {  // ascii_run took every ASCII byte: this one cannot start a character
                 out.append(k_replacement, 3);
                 ++i;
                 continue;
             }
+            m_needed = lead.length - 1;
+            m_lower = lead.lower;
+            m_upper = lead.upper;
             m_bytes[0] = b;
             m_seen = 1;
             ++i;
@@ -86,11 +80,11 @@ void Utf8Decoder::finish(std::string& out) {
 std::size_t utf8_cut(std::string_view text, std::size_t max) noexcept {
     if (text.size() <= max) return text.size();
     std::size_t n = max;
-    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    while (n > 0 && utf8_is_continuation(static_cast<unsigned char>(text[n]))) --n;
     if (n == 0) {
         // A character longer than max: return its length.
         n = 1;
-        while (n < text.size() && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) ++n;
+        while (n < text.size() && utf8_is_continuation(static_cast<unsigned char>(text[n]))) ++n;
     }
     return n;
 }

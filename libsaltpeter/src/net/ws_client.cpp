@@ -1,4 +1,4 @@
-// The only translation unit of the library that includes websocketpp (see ws_client.hpp).
+// With ws_server.cpp the only translation units of the library that include websocketpp.
 #include "net/ws_client.hpp"
 
 #include <boost/asio/ssl.hpp>

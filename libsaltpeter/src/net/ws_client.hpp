@@ -1,6 +1,6 @@
 #pragma once
 // WsClient: a small WebSocket client (ws:// and wss://) on a caller's io_context. It hides
-// websocketpp, which costs ~20 s per translation unit; only ws_client.cpp includes it.
+// websocketpp, which costs ~20 s per translation unit; only ws_client.cpp and ws_server.cpp include it.
 
 #include <cstddef>
 #include <functional>

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/utf8_decoder.hpp"
 #include "net/http_client.hpp"
 #include "saltpeter/exit_code_mapper.hpp"
 #include "api/ui_protocol.hpp"
@@ -37,7 +38,7 @@ bool subscribes(const Notify& notify, NotifyEvent event) {
 std::string tail_of(const std::string& text, std::size_t bytes) {
     if (text.size() <= bytes) return text;
     std::size_t start = text.size() - bytes;
-    while (start < text.size() && (static_cast<unsigned char>(text[start]) & 0xC0U) == 0x80U) ++start;
+    while (start < text.size() && utf8_is_continuation(static_cast<unsigned char>(text[start]))) ++start;
     return text.substr(start);
 }
 

@@ -1,5 +1,5 @@
 // MachineHub (machine_hub.hpp): spd's "machines" WebSocket server, PROTOCOL.md 1.4 (REC) and 5.3.
-// With ws_client.cpp the only library TUs that include websocketpp.
+// The sockets themselves are net/ws_server.hpp's; this file is the protocol logic on top.
 //
 // Per (instance, machine) pair; the state outlives sockets and lives until forget():
 //
@@ -33,10 +33,6 @@
 
 #include "runs/machine_hub.hpp"
 
-#include <websocketpp/config/asio.hpp>
-#include <websocketpp/config/asio_no_tls.hpp>
-#include <websocketpp/server.hpp>
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -46,23 +42,16 @@
 #include <variant>
 #include <vector>
 
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/token.hpp"
+#include "net/ws_server.hpp"
 
 namespace saltpeter {
 namespace {
 
-using PlainServer = websocketpp::server<websocketpp::config::asio>;
-using TlsServer = websocketpp::server<websocketpp::config::asio_tls>;
-using Hdl = websocketpp::connection_hdl;
-using CloseCode = websocketpp::close::status::value;
 namespace proto = protocol;
 
-// A TCP peer that never completes the HTTP upgrade is dropped after this long.
-constexpr long k_open_handshake_timeout_ms = 5000;
-constexpr long k_close_handshake_timeout_ms = 1000;
 // Rejected admissions remembered per socket (so that admit() is not asked for every frame);
 // beyond this the cache is cleared rather than grown.
 constexpr std::size_t k_max_refused_per_socket = 1024;
@@ -76,39 +65,9 @@ const proto::Envelope& envelope_of(const proto::WrapperMessage& m) {
     return std::visit([](const auto& x) -> const proto::Envelope& { return x.envelope; }, m);
 }
 
-// One accepted socket, ws:// or wss://: the hub's logic is written once against this.
-class Connection {
-public:
-    virtual ~Connection() = default;
-    virtual websocketpp::lib::error_code send_text(const std::string& text) = 0;
-    virtual std::size_t buffered_amount() const = 0;
-    virtual void close(CloseCode code, const std::string& reason) = 0;
-    virtual CloseCode local_close_code() const = 0;
-    virtual std::string remote_endpoint() const = 0;
-};
-
-template <typename ServerT>
-class ConnectionOf final : public Connection {
-public:
-    explicit ConnectionOf(typename ServerT::connection_ptr con) : m_con(std::move(con)) {}
-    websocketpp::lib::error_code send_text(const std::string& text) override {
-        return m_con->send(text, websocketpp::frame::opcode::text);
-    }
-    std::size_t buffered_amount() const override { return m_con->get_buffered_amount(); }
-    void close(CloseCode code, const std::string& reason) override {
-        websocketpp::lib::error_code ec;
-        if (m_con->get_state() == websocketpp::session::state::open) m_con->close(code, reason, ec);
-    }
-    CloseCode local_close_code() const override { return m_con->get_local_close_code(); }
-    std::string remote_endpoint() const override { return m_con->get_remote_endpoint(); }
-
-private:
-    typename ServerT::connection_ptr m_con;
-};
-
 }  // namespace
 
-class MachineHub::Impl : public std::enable_shared_from_this<Impl> {
+class MachineHub::Impl : public std::enable_shared_from_this<Impl>, public WsHandler {
 public:
     Impl(boost::asio::io_context& io, HubOptions options, HubListener& listener)
         : m_io(io), m_options(std::move(options)), m_listener(listener) {}
@@ -122,8 +81,7 @@ public:
 private:
     struct Socket {
         std::uint64_t id = 0;
-        Hdl hdl;
-        std::unique_ptr<Connection> con;
+        WsConnectionPtr con;
         std::string peer;
         bool open = true;
         bool any_frame = false;
@@ -158,14 +116,17 @@ private:
     };
     using PairPtr = std::shared_ptr<Pair>;
 
-    // websocketpp handlers (each wrapped so that nothing escapes into websocketpp).
-    template <typename ServerT>
-    Result<std::uint16_t> start(ServerT& server, const boost::asio::ip::tcp::endpoint& endpoint, const std::string& where);
-    Result<std::shared_ptr<boost::asio::ssl::context>> load_tls(const std::string& where) const;
-    void on_open(Hdl hdl, std::unique_ptr<Connection> con);
-    void on_closed(Hdl hdl);
+    // WsHandler (WsServer catches what they throw and reports it to on_handler_error).
+    void on_open(const WsConnectionPtr& con) override;
+    void on_close(const WsConnectionPtr& con) override { on_closed(con); }
+    void on_fail(const WsConnectionPtr& con, const WsFailure&) override { on_closed(con); }
+    void on_message(const WsConnectionPtr& con, bool is_text, const std::string& payload) override;
+    void on_handler_error(const WsConnectionPtr& con, const char* what, const std::exception* error) override {
+        handler_failed(find_socket(con.get()), what, error);
+    }
+    void on_closed(const WsConnectionPtr& con);
     void on_idle_deadline(const SocketPtr& sock);
-    void on_message(Hdl hdl, bool text, const std::string& payload);
+    void handler_failed(const SocketPtr& sock, const char* what, const std::exception* error);
 
     void handle_frame(const SocketPtr& sock, const proto::WrapperMessage& message);
     bool check_token(const SocketPtr& sock, const TargetKey& key, const proto::Connect& c);
@@ -179,23 +140,20 @@ private:
 
     bool ready(const Socket& sock, const Pair& pair) const;
     void send(const SocketPtr& sock, const proto::ServerMessage& message);
-    void close_peer(const SocketPtr& sock, CloseCode code, const std::string& reason);
+    void close_peer(const SocketPtr& sock, int code, const std::string& reason);
     void warn_once(Socket& sock, const std::string& kind, const std::string& message);
     void reject(Socket& sock, const std::string& kind, const std::string& message);
-    SocketPtr find_socket(const Hdl& hdl) const;
+    SocketPtr find_socket(const WsConnection* con) const;
     PairPtr find_pair(const TargetKey& key) const;
-    template <typename F>
-    void guarded(const Hdl& hdl, const char* what, F&& body);
 
     boost::asio::io_context& m_io;
     HubOptions m_options;
     HubListener& m_listener;
-    std::unique_ptr<PlainServer> m_plain;
-    std::unique_ptr<TlsServer> m_tls;
+    std::unique_ptr<WsServer> m_server;
     bool m_listening = false;
     bool m_stopped = false;
     std::uint64_t m_next_socket_id = 0;
-    std::map<Hdl, SocketPtr, std::owner_less<Hdl>> m_sockets;
+    std::map<const WsConnection*, SocketPtr> m_sockets;  ///< keyed by Socket::con while it is open
     std::map<TargetKey, PairPtr> m_pairs;
     HubStats m_stats;
 };
@@ -206,138 +164,48 @@ Result<std::uint16_t> MachineHub::Impl::listen() {
     const std::string where = m_options.bind_address + ":" + std::to_string(m_options.port);
     if (m_stopped) return Error{"machines port " + where + ": the hub was stopped", ""};
     if (m_listening) return Error{"machines port " + where + ": already listening", ""};
-    boost::system::error_code aec;
-    const auto address = boost::asio::ip::make_address(m_options.bind_address, aec);
-    if (aec) return Error{"machines port: invalid bind address '" + m_options.bind_address + "': " + aec.message(), "bind_address"};
-    const boost::asio::ip::tcp::endpoint endpoint(address, m_options.port);
-    if (m_options.tls_cert.empty() && m_options.tls_key.empty()) {
-        m_plain = std::make_unique<PlainServer>();
-        return start(*m_plain, endpoint, where);
-    }
-    auto context = load_tls(where);
-    if (!context) return context.error();
-    m_tls = std::make_unique<TlsServer>();
-    m_tls->set_tls_init_handler([ctx = *context](Hdl) { return ctx; });
-    return start(*m_tls, endpoint, where);
-}
-
-Result<std::shared_ptr<boost::asio::ssl::context>> MachineHub::Impl::load_tls(const std::string& where) const {
-    if (m_options.tls_cert.empty() || m_options.tls_key.empty())
-        return Error{"machines port " + where + ": TLS needs both tls_cert and tls_key",
-                     m_options.tls_cert.empty() ? "tls_cert" : "tls_key"};
-    namespace ssl = boost::asio::ssl;
-    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-    // Loaded once here, so that a bad file is a start-up error and not a failure per connection.
-    boost::system::error_code ec;
-    ctx->use_certificate_chain_file(m_options.tls_cert, ec);
-    if (ec) return Error{"machines port " + where + ": cannot use tls_cert '" + m_options.tls_cert + "': " + ec.message(), "tls_cert"};
-    ctx->use_private_key_file(m_options.tls_key, ssl::context::pem, ec);
-    if (ec) return Error{"machines port " + where + ": cannot use tls_key '" + m_options.tls_key + "': " + ec.message(), "tls_key"};
-    return ctx;
-}
-
-template <typename ServerT>
-Result<std::uint16_t> MachineHub::Impl::start(ServerT& server, const boost::asio::ip::tcp::endpoint& endpoint,
-                                              const std::string& where) {
-    websocketpp::lib::error_code ec;
-    server.clear_access_channels(websocketpp::log::alevel::all);
-    server.clear_error_channels(websocketpp::log::elevel::all);
-    server.init_asio(&m_io, ec);
-    if (ec) return Error{"machines port " + where + ": " + ec.message(), ""};
-    server.set_reuse_addr(true);
-    server.set_max_message_size(m_options.max_frame_bytes);
-    server.set_open_handshake_timeout(k_open_handshake_timeout_ms);
-    server.set_close_handshake_timeout(k_close_handshake_timeout_ms);
-
-    // Handlers hold a weak pointer: after the hub is gone, late events are dropped. `server` is
-    // owned by the Impl, so it is alive whenever the lock succeeds.
-    std::weak_ptr<Impl> weak = shared_from_this();
-    ServerT* srv = &server;
-    server.set_open_handler([weak, srv](Hdl hdl) {
-        auto self = weak.lock();
-        if (!self) return;
-        self->guarded(hdl, "open", [&] {
-            websocketpp::lib::error_code cec;
-            auto con = srv->get_con_from_hdl(hdl, cec);
-            if (!cec && con) self->on_open(hdl, std::make_unique<ConnectionOf<ServerT>>(con));
-        });
-    });
-    server.set_close_handler([weak](Hdl hdl) {
-        if (auto self = weak.lock()) self->guarded(hdl, "close", [&] { self->on_closed(hdl); });
-    });
-    server.set_fail_handler([weak](Hdl hdl) {
-        if (auto self = weak.lock()) self->guarded(hdl, "fail", [&] { self->on_closed(hdl); });
-    });
-    server.set_message_handler([weak](Hdl hdl, typename ServerT::message_ptr msg) {
-        if (auto self = weak.lock())
-            self->guarded(hdl, "message", [&] {
-                self->on_message(hdl, msg->get_opcode() == websocketpp::frame::opcode::text, msg->get_payload());
-            });
-    });
-
-    server.listen(endpoint, ec);
-    if (ec) return Error{"cannot listen on machines port " + where + ": " + ec.message(), "port"};
-    server.start_accept(ec);
-    if (ec) {
-        websocketpp::lib::error_code ignored;
-        server.stop_listening(ignored);
-        return Error{"cannot accept on machines port " + where + ": " + ec.message(), "port"};
-    }
+    WsServerOptions ws{m_options.bind_address, m_options.port, m_options.tls_cert, m_options.tls_key};
+    ws.max_message_bytes = m_options.max_frame_bytes;
+    ws.words = {"machines port", "machines port", "port", "machines port: invalid bind address", "bind_address"};
+    m_server = std::make_unique<WsServer>(m_io, std::move(ws), weak_from_this());
+    auto port = m_server->listen();
+    if (!port) return port;
     m_listening = true;
-    boost::system::error_code aec;
-    const auto local = server.get_local_endpoint(aec);
-    if (aec) return Error{"machines port " + where + ": " + aec.message(), "port"};
-    spdlog::info("machine hub listening on {}://{}:{}", m_tls ? "wss" : "ws", m_options.bind_address, local.port());
-    return local.port();
+    spdlog::info("machine hub listening on {}://{}:{}", m_server->secure() ? "wss" : "ws", m_options.bind_address, *port);
+    return port;
 }
 
 void MachineHub::Impl::stop() {
     if (m_stopped) return;
     m_stopped = true;
-    websocketpp::lib::error_code ec;
-    if (m_listening && m_plain) m_plain->stop_listening(ec);
-    if (m_listening && m_tls) m_tls->stop_listening(ec);
+    if (m_listening && m_server) m_server->stop_listening();  // keeps the socket layer alive 50 ms
     m_listening = false;
     auto sockets = std::move(m_sockets);
     m_sockets.clear();
-    for (auto& [hdl, sock] : sockets) {
+    for (auto& [key, sock] : sockets) {
         sock->open = false;
         if (sock->idle_timer) sock->idle_timer->cancel();
-        if (sock->con) sock->con->close(websocketpp::close::status::going_away, "server stopping");
+        if (sock->con) sock->con->close(ws_close::k_going_away, "server stopping");
     }
     m_stats.connections_open = 0;
-    // The cancelled accept completes later and touches the endpoint inside this Impl: keep the
-    // Impl alive until it has run (the timer fires after the already-queued cancellation).
-    auto timer = std::make_shared<boost::asio::steady_timer>(m_io, std::chrono::milliseconds(50));
-    timer->async_wait([self = shared_from_this(), timer](const boost::system::error_code&) {});
 }
 
-template <typename F>
-void MachineHub::Impl::guarded(const Hdl& hdl, const char* what, F&& body) {
-    try {
-        body();
-    } catch (const std::exception& e) {
-        spdlog::error("machine hub: {} handler failed: {}; closing that peer", what, e.what());
-        if (auto sock = find_socket(hdl)) close_peer(sock, websocketpp::close::status::internal_endpoint_error, "internal error");
-    } catch (...) {
-        spdlog::error("machine hub: {} handler failed; closing that peer", what);
-        if (auto sock = find_socket(hdl)) close_peer(sock, websocketpp::close::status::internal_endpoint_error, "internal error");
-    }
+void MachineHub::Impl::handler_failed(const SocketPtr& sock, const char* what, const std::exception* error) {
+    if (error) spdlog::error("machine hub: {} handler failed: {}; closing that peer", what, error->what());
+    else spdlog::error("machine hub: {} handler failed; closing that peer", what);
+    if (sock) close_peer(sock, ws_close::k_internal_endpoint_error, "internal error");
 }
 
-void MachineHub::Impl::on_open(Hdl hdl, std::unique_ptr<Connection> con) {
+void MachineHub::Impl::on_open(const WsConnectionPtr& con) {
     if (m_stopped) {
-        con->close(websocketpp::close::status::going_away, "server stopping");
+        con->close(ws_close::k_going_away, "server stopping");
         return;
     }
     auto sock = std::make_shared<Socket>();
     sock->id = ++m_next_socket_id;
-    sock->hdl = hdl;
     sock->peer = con->remote_endpoint();
-    sock->con = std::move(con);
-    m_sockets[hdl] = sock;
+    sock->con = con;
+    m_sockets[con.get()] = sock;
     ++m_stats.connections_open;
     ++m_stats.connections_total;
     if (m_options.idle_timeout.count() > 0) {
@@ -351,7 +219,14 @@ void MachineHub::Impl::on_open(Hdl hdl, std::unique_ptr<Connection> con) {
             auto self = weak.lock();
             auto s = wsock.lock();
             if (!self || !s) return;
-            self->guarded(s->hdl, "idle", [&] { self->on_idle_deadline(s); });
+            // A timer callback, not a socket one: guarded here, as WsServer guards the others.
+            try {
+                self->on_idle_deadline(s);
+            } catch (const std::exception& e) {
+                self->handler_failed(self->find_socket(s->con.get()), "idle", &e);
+            } catch (...) {
+                self->handler_failed(self->find_socket(s->con.get()), "idle", nullptr);
+            }
         });
     }
 }
@@ -360,11 +235,11 @@ void MachineHub::Impl::on_idle_deadline(const SocketPtr& sock) {
     if (m_stopped || !sock->open || sock->valid_frame) return;
     warn_once(*sock, "idle", "no valid frame within " + std::to_string(m_options.idle_timeout.count()) +
                                  " ms of the handshake; socket closed (1008)");
-    close_peer(sock, websocketpp::close::status::policy_violation, "no frame");
+    close_peer(sock, ws_close::k_policy_violation, "no frame");
 }
 
-void MachineHub::Impl::on_closed(Hdl hdl) {
-    auto it = m_sockets.find(hdl);
+void MachineHub::Impl::on_closed(const WsConnectionPtr& con) {
+    auto it = m_sockets.find(con.get());
     if (it == m_sockets.end()) return;  // a failed handshake, or closed by stop()
     SocketPtr sock = it->second;
     m_sockets.erase(it);
@@ -372,7 +247,7 @@ void MachineHub::Impl::on_closed(Hdl hdl) {
     if (sock->idle_timer) sock->idle_timer->cancel();
     if (m_stats.connections_open > 0) --m_stats.connections_open;
     // websocketpp closes a socket whose frame exceeds max_frame_bytes with 1009 on its own.
-    if (sock->con && sock->con->local_close_code() == websocketpp::close::status::message_too_big) {
+    if (sock->con && sock->con->local_close_code() == ws_close::k_message_too_big) {
         ++m_stats.frames_rejected;
         ++m_stats.peers_closed;
         warn_once(*sock, "too_big", "frame larger than " + std::to_string(m_options.max_frame_bytes) +
@@ -383,9 +258,9 @@ void MachineHub::Impl::on_closed(Hdl hdl) {
 
 // ---- frames ---------------------------------------------------------------------------------
 
-void MachineHub::Impl::on_message(Hdl hdl, bool is_text, const std::string& text) {
+void MachineHub::Impl::on_message(const WsConnectionPtr& con, bool is_text, const std::string& text) {
     if (m_stopped) return;
-    SocketPtr sock = find_socket(hdl);
+    SocketPtr sock = find_socket(con.get());
     if (!sock || !sock->open) return;
     ++m_stats.frames_received;
     m_stats.bytes_received += text.size();
@@ -416,7 +291,7 @@ bool MachineHub::Impl::check_token(const SocketPtr& sock, const TargetKey& key, 
     } else {
         return true;
     }
-    close_peer(sock, websocketpp::close::status::policy_violation, "authentication failed");
+    close_peer(sock, ws_close::k_policy_violation, "authentication failed");
     return false;
 }
 
@@ -445,7 +320,7 @@ MachineHub::Impl::PairPtr MachineHub::Impl::admit(const SocketPtr& sock, const T
         ++m_stats.frames_rejected;
         warn_once(*sock, "job_not_found", "complete for unknown instance " + key.to_string() + ": JOB_NOT_FOUND");
         send(sock, proto::ServerError{"JOB_NOT_FOUND", k_job_not_found_message});
-        close_peer(sock, websocketpp::close::status::normal, "");
+        close_peer(sock, ws_close::k_normal, "");
     } else if (verdict == Admission::Verdict::unknown) {
         reject(*sock, "unknown", "frame for unknown instance " + key.to_string() + " dropped");
     } else {
@@ -673,7 +548,7 @@ void MachineHub::Impl::flush_kill(const TargetKey& key, Pair& pair) {
 
 void MachineHub::Impl::send(const SocketPtr& sock, const proto::ServerMessage& message) {
     if (!sock->open || !sock->con) return;
-    const websocketpp::lib::error_code ec = sock->con->send_text(proto::serialize(message));
+    const std::error_code ec = sock->con->send_text(proto::serialize(message));
     if (ec) {
         spdlog::debug("machine hub: send to {} failed: {}", sock->peer, ec.message());
         return;
@@ -682,11 +557,11 @@ void MachineHub::Impl::send(const SocketPtr& sock, const proto::ServerMessage& m
     if (sock->con->buffered_amount() > m_options.max_send_queue_bytes) {
         warn_once(*sock, "stuck", "peer does not read (more than " + std::to_string(m_options.max_send_queue_bytes) +
                                       " bytes queued); socket closed");
-        close_peer(sock, websocketpp::close::status::try_again_later, "send queue full");
+        close_peer(sock, ws_close::k_try_again_later, "send queue full");
     }
 }
 
-void MachineHub::Impl::close_peer(const SocketPtr& sock, CloseCode code, const std::string& reason) {
+void MachineHub::Impl::close_peer(const SocketPtr& sock, int code, const std::string& reason) {
     if (!sock->open) return;
     sock->open = false;
     ++m_stats.peers_closed;
@@ -704,8 +579,8 @@ void MachineHub::Impl::reject(Socket& sock, const std::string& kind, const std::
     warn_once(sock, kind, message);
 }
 
-MachineHub::Impl::SocketPtr MachineHub::Impl::find_socket(const Hdl& hdl) const {
-    auto it = m_sockets.find(hdl);
+MachineHub::Impl::SocketPtr MachineHub::Impl::find_socket(const WsConnection* con) const {
+    auto it = m_sockets.find(con);
     return it == m_sockets.end() ? nullptr : it->second;
 }
 

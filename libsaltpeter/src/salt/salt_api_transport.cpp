@@ -1,5 +1,5 @@
-// The salt-api (rest_cherrypy) transport. One TU holds all of Beast/Asio-SSL so that the heavy
-// headers stay out of the public API and compile once. Shapes follow salt/TRANSCRIPTS.md item 7.
+// The salt-api (rest_cherrypy) transport, over net/http_client.hpp's asynchronous exchange (Beast
+// stays in http_client.cpp). Shapes follow salt/TRANSCRIPTS.md item 7.
 //
 // run_all: the transcript has no example of several lowstate chunks in one POST, and every minion
 // needs its own env (SP_TOKEN), so each minion gets its own `local_async` request (at most
@@ -7,19 +7,14 @@
 // minion's return shows up or the request timeout passes. The jids make terminate possible
 // (saltutil.term_job, then saltutil.kill_job after the grace period).
 #include <algorithm>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <deque>
 #include <map>
 #include <set>
 #include <spdlog/spdlog.h>
 
+#include "net/http_client.hpp"
 #include "salt/salt_api_json.hpp"
 #include "saltpeter/salt_transport.hpp"
 
@@ -27,11 +22,8 @@ namespace saltpeter {
 
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace net = boost::asio;
-namespace ssl = net::ssl;
-using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
 
 constexpr std::size_t k_max_http_in_flight = 16;
 constexpr std::chrono::seconds k_poll_interval{1};
@@ -41,43 +33,25 @@ constexpr std::chrono::milliseconds k_follow_max{10000};
 // A token is renewed this long before Salt says it expires, so a request never races expiry.
 constexpr double k_token_margin_s = 60;
 
-struct Url {
-    bool tls = false;
-    std::string host;
-    std::string port;
-    std::string base_path;  ///< without trailing '/'; "" for the root
-    std::string text;       ///< scheme://host:port + base_path, for messages
+constexpr std::size_t k_max_response_bytes = 64u * 1024 * 1024;
+
+struct SaltUrl {
+    detail::Url url;
+    std::string text;  ///< scheme://host[:port] as written + base path, for messages
 };
 
-Result<Url> parse_url(const std::string& text) {
-    Url url;
-    std::string rest;
-    if (text.rfind("http://", 0) == 0) {
-        rest = text.substr(7);
-    } else if (text.rfind("https://", 0) == 0) {
-        url.tls = true;
-        rest = text.substr(8);
-    } else {
+// The shared parser, behind salt-api's own checks and messages (field salt_api_url).
+Result<SaltUrl> parse_salt_url(const std::string& text) {
+    if (text.rfind("http://", 0) != 0 && text.rfind("https://", 0) != 0)
         return Error{"salt-api url must start with http:// or https://: " + text, "salt_api_url"};
-    }
-    const auto slash = rest.find('/');
-    std::string authority = rest.substr(0, slash);
-    url.base_path = slash == std::string::npos ? "" : rest.substr(slash);
-    while (!url.base_path.empty() && url.base_path.back() == '/') url.base_path.pop_back();
-    const auto colon = authority.rfind(':');
-    if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
-        url.host = authority.substr(0, colon);
-        url.port = authority.substr(colon + 1);
-    } else {
-        url.host = authority;
-        url.port = url.tls ? "443" : "80";
-    }
-    if (url.host.size() > 2 && url.host.front() == '[' && url.host.back() == ']') {
-        url.host = url.host.substr(1, url.host.size() - 2);
-    }
-    if (url.host.empty() || url.port.empty()) return Error{"salt-api url has no host: " + text, "salt_api_url"};
-    url.text = (url.tls ? "https://" : "http://") + authority + url.base_path;
-    return url;
+    const std::size_t scheme_end = text.find("://") + 3;
+    const std::string rest = text.substr(scheme_end);
+    const std::string authority = rest.substr(0, rest.find('/'));
+    auto parsed = detail::parse_url(text);
+    // "host:" names no port; the shared parser would default it, salt-api's contract refuses it.
+    if (!parsed || (!authority.empty() && authority.back() == ':'))
+        return Error{"salt-api url has no host: " + text, "salt_api_url"};
+    return SaltUrl{*parsed, text.substr(0, scheme_end) + authority + parsed->base};
 }
 
 struct HttpResponse {
@@ -96,174 +70,48 @@ std::string html_reason(const std::string& body) {
     return body.substr(p + 3, e - p - 3);
 }
 
-// One HTTP(S) exchange on a fresh connection (Connection: close): resolve, connect within the
-// connect timeout, optional TLS handshake, write and read within the request timeout.
-class HttpCall : public std::enable_shared_from_this<HttpCall> {
-public:
-    HttpCall(net::io_context& io, ssl::context* tls, const Url& url, http::verb verb, std::string path,
-             std::string body, std::string token, std::chrono::seconds connect_timeout,
-             std::chrono::seconds request_timeout, HttpHandler done)
-        : m_resolver(io), m_tcp(io), m_url(url), m_connect_timeout(connect_timeout),
-          m_request_timeout(request_timeout), m_done(std::move(done)) {
-        if (tls != nullptr) m_tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, *tls);
-        m_what = "salt-api " + url.text + path;
-        m_request.method(verb);
-        m_request.target(url.base_path + path);
-        m_request.version(11);
-        const bool v6 = url.host.find(':') != std::string::npos;
-        m_request.set(http::field::host, (v6 ? "[" + url.host + "]" : url.host) + ":" + url.port);
-        m_request.set(http::field::accept, "application/json");
-        m_request.set(http::field::connection, "close");
-        if (!token.empty()) m_request.set("X-Auth-Token", token);
-        if (verb == http::verb::post) {
-            m_request.set(http::field::content_type, "application/json");
-            m_request.body() = std::move(body);
-        }
-        m_request.prepare_payload();
-        m_parser.body_limit(64 * 1024 * 1024);
+const char* step_name(detail::HttpStep step) {
+    switch (step) {
+    case detail::HttpStep::resolve: return "resolve";
+    case detail::HttpStep::connect: return "connect";
+    case detail::HttpStep::tls_setup:
+    case detail::HttpStep::tls_handshake: return "TLS handshake";
+    case detail::HttpStep::write: return "write";
+    case detail::HttpStep::read: return "read";
     }
+    return "exchange";
+}
 
-    void start() {
-        auto self = shared_from_this();
-        arm_timer(m_connect_timeout);
-        m_resolver.async_resolve(m_url.host, m_url.port,
-                                 [self](const beast::error_code& ec, tcp::resolver::results_type results) {
-                                     self->on_resolve(ec, std::move(results));
-                                 });
-    }
-
-    /// Ends the exchange; the handler gets an error unless it already ran.
-    void cancel() {
-        m_resolver.cancel();
-        beast::error_code ignored;
-        lowest().socket().close(ignored);
-        finish(Error{m_what + ": cancelled", ""});
-    }
-
-private:
-    beast::tcp_stream& lowest() { return m_tls ? beast::get_lowest_layer(*m_tls) : m_tcp; }
-
-    // The resolver has no deadline of its own; a timer closes everything when it passes.
-    void arm_timer(std::chrono::seconds limit) {
-        if (!m_timer) m_timer = std::make_unique<net::steady_timer>(m_tcp.get_executor());
-        m_timer->expires_after(limit);
-        std::weak_ptr<HttpCall> weak = shared_from_this();
-        m_timer->async_wait([weak, limit](const beast::error_code& ec) {
-            if (ec) return;
-            if (auto self = weak.lock()) {
-                self->m_resolver.cancel();
-                beast::error_code ignored;
-                self->lowest().socket().close(ignored);
-                self->finish(Error{self->m_what + ": timed out after " + std::to_string(limit.count()) + " s", ""});
-            }
-        });
-    }
-
-    void on_resolve(const beast::error_code& ec, tcp::resolver::results_type results) {
-        if (ec) return fail(ec, "resolve");
-        auto self = shared_from_this();
-        lowest().async_connect(results, [self](const beast::error_code& e, const tcp::endpoint&) {
-            self->on_connect(e);
-        });
-    }
-
-    void on_connect(const beast::error_code& ec) {
-        if (ec) return fail(ec, "connect");
-        auto self = shared_from_this();
-        arm_timer(m_request_timeout);
-        if (!m_tls) return send();
-        // SSL_set_tlsext_host_name is a macro with a C cast; call what it expands to.
-        if (SSL_ctrl(m_tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                     const_cast<char*>(m_url.host.c_str())) != 1) {
-            return finish(Error{m_what + ": cannot set TLS server name", ""});
-        }
-        m_tls->set_verify_callback(ssl::host_name_verification(m_url.host));
-        m_tls->async_handshake(ssl::stream_base::client, [self](const beast::error_code& e) {
-            if (e) return self->fail(e, "TLS handshake");
-            self->send();
-        });
-    }
-
-    void send() {
-        auto self = shared_from_this();
-        auto on_write = [self](const beast::error_code& ec, std::size_t) {
-            if (ec) return self->fail(ec, "write");
-            self->receive();
-        };
-        if (m_tls) {
-            http::async_write(*m_tls, m_request, on_write);
-        } else {
-            http::async_write(m_tcp, m_request, on_write);
-        }
-    }
-
-    void receive() {
-        auto self = shared_from_this();
-        auto on_read = [self](const beast::error_code& ec, std::size_t) {
-            if (ec) return self->fail(ec, "read");
-            HttpResponse response;
-            response.status = self->m_parser.get().result_int();
-            response.body = std::move(self->m_parser.get().body());
-            beast::error_code ignored;
-            self->lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
-            self->lowest().socket().close(ignored);
-            self->finish(std::move(response));
-        };
-        if (m_tls) {
-            http::async_read(*m_tls, m_buffer, m_parser, on_read);
-        } else {
-            http::async_read(m_tcp, m_buffer, m_parser, on_read);
-        }
-    }
-
-    void fail(const beast::error_code& ec, const char* step) {
-        finish(Error{m_what + ": " + step + " failed: " + ec.message(), ""});
-    }
-
-    void finish(Result<HttpResponse> result) {
-        if (!m_done) return;
-        if (m_timer) m_timer->cancel();
-        auto done = std::move(m_done);
-        m_done = nullptr;
-        done(std::move(result));
-    }
-
-    tcp::resolver m_resolver;
-    beast::tcp_stream m_tcp;
-    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> m_tls;
-    std::unique_ptr<net::steady_timer> m_timer;
-    Url m_url;
-    std::chrono::seconds m_connect_timeout;
-    std::chrono::seconds m_request_timeout;
-    HttpHandler m_done;
-    std::string m_what;
-    http::request<http::string_body> m_request;
-    http::response_parser<http::string_body> m_parser;
-    beast::flat_buffer m_buffer;
-};
+// `what` is "salt-api <url><path>": every message names the call it is about.
+Result<HttpResponse> to_response(detail::HttpOutcome outcome, const std::string& what) {
+    if (outcome.response) return HttpResponse{static_cast<unsigned>(outcome.response->status), std::move(outcome.response->body)};
+    const detail::HttpFailure& f = outcome.failure;
+    if (f.cancelled) return Error{what + ": cancelled", ""};
+    if (f.timed_out)
+        return Error{what + ": timed out after " +
+                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(f.limit).count()) + " s",
+                     ""};
+    if (f.step == detail::HttpStep::tls_setup) return Error{what + ": " + f.message, ""};
+    return Error{what + ": " + step_name(f.step) + " failed: " + f.message, ""};
+}
 
 // State shared with every pending completion, so that the transport can be destroyed while
 // calls are in flight: completions then find m_stopped and call nobody.
 class SaltApiCore : public std::enable_shared_from_this<SaltApiCore> {
 public:
     SaltApiCore(net::io_context& io, SaltApiOptions options) : m_io(io), m_options(std::move(options)) {
-        auto url = parse_url(m_options.url);
+        auto url = parse_salt_url(m_options.url);
         if (!url) {
             m_setup_error = url.error().message;
             return;
         }
         m_url = *url;
-        if (m_url.tls) {
-            m_tls = std::make_unique<ssl::context>(ssl::context::tls_client);
-            beast::error_code ec;
-            if (m_options.ca_file.empty()) {
-                m_tls->set_default_verify_paths(ec);
-            } else {
-                m_tls->load_verify_file(m_options.ca_file, ec);
-            }
-            if (ec) m_setup_error = "salt-api " + m_url.text + ": cannot load CA certificates: " + ec.message();
-            m_tls->set_verify_mode(ssl::verify_peer, ec);
-            if (ec && m_setup_error.empty()) m_setup_error = "salt-api " + m_url.text + ": " + ec.message();
+        if (m_url.url.scheme == "https") {
+            auto tls = detail::make_tls_client_context(m_options.ca_file);
+            if (tls) m_tls = *tls;
+            else if (tls.error().field == "ca_file")
+                m_setup_error = "salt-api " + m_url.text + ": cannot load CA certificates: " + tls.error().message;
+            else m_setup_error = "salt-api " + m_url.text + ": " + tls.error().message;
         }
     }
 
@@ -273,7 +121,7 @@ public:
 
     /// An authenticated call: logs in when there is no valid token; on a 401 logs in again once
     /// and retries. Non-2xx answers become an Error naming the URL and the HTTP status.
-    void api_call(http::verb verb, const std::string& path, std::string body, std::chrono::seconds timeout,
+    void api_call(const std::string& verb, const std::string& path, std::string body, std::chrono::seconds timeout,
                   HttpHandler done, bool retried = false) {
         if (!m_setup_error.empty()) return post_result(std::move(done), Error{m_setup_error, ""});
         auto self = shared_from_this();
@@ -332,7 +180,7 @@ private:
         m_login_in_flight = true;
         auto self = shared_from_this();
         // The body carries the password: it goes on the wire only, never into a message.
-        start_call(http::verb::post, "/login",
+        start_call("POST", "/login",
                    detail::login_body(m_options.username, m_options.password, m_options.eauth), "",
                    m_options.request_timeout, [self](Result<HttpResponse> r) {
                        self->m_login_in_flight = false;
@@ -354,7 +202,7 @@ private:
 
     // Queues behind k_max_http_in_flight so a run on many minions does not open hundreds of
     // connections to the master at once.
-    void queued_call(http::verb verb, const std::string& path, std::string body, std::string token,
+    void queued_call(const std::string& verb, const std::string& path, std::string body, std::string token,
               std::chrono::seconds timeout, HttpHandler done) {
         auto self = shared_from_this();
         m_queue.push_back([self, verb, path, body = std::move(body), token = std::move(token), timeout,
@@ -378,34 +226,42 @@ private:
         }
     }
 
-    void start_call(http::verb verb, const std::string& path, std::string body, std::string token,
+    void start_call(const std::string& verb, const std::string& path, std::string body, std::string token,
                     std::chrono::seconds timeout, HttpHandler done) {
         if (m_stopped) return;
         const std::uint64_t id = ++m_next_call;
         auto self = shared_from_this();
-        auto call = std::make_shared<HttpCall>(
-            m_io, m_tls.get(), m_url, verb, path, std::move(body), std::move(token), m_options.connect_timeout, timeout,
-            [self, id, done = std::move(done)](Result<HttpResponse> r) mutable {
+        detail::HttpExchangeRequest request;
+        request.method = verb;
+        request.target = m_url.url.base + path;
+        request.body = std::move(body);
+        request.headers.emplace_back("Accept", "application/json");
+        if (!token.empty()) request.headers.emplace_back("X-Auth-Token", std::move(token));
+        request.connect_timeout = m_options.connect_timeout;
+        request.request_timeout = timeout;
+        request.body_limit = k_max_response_bytes;
+        auto call = detail::HttpExchange::start(
+            m_io, m_url.url, std::move(request), m_tls,
+            [self, id, what = "salt-api " + m_url.text + path, done = std::move(done)](detail::HttpOutcome outcome) mutable {
                 self->m_calls.erase(id);
                 if (self->m_stopped) return;
-                done(std::move(r));
+                done(to_response(std::move(outcome), what));
             });
         m_calls[id] = call;
-        call->start();
     }
 
     net::io_context& m_io;
     SaltApiOptions m_options;
-    Url m_url;
+    SaltUrl m_url;
     std::string m_setup_error;
-    std::unique_ptr<ssl::context> m_tls;
+    std::shared_ptr<detail::TlsClientContext> m_tls;  ///< https only
     std::string m_token;
     double m_token_expire = 0;
     bool m_login_in_flight = false;
     std::vector<std::function<void(Status)>> m_login_waiters;
     std::deque<std::function<void()>> m_queue;
     std::size_t m_active = 0;
-    std::map<std::uint64_t, std::weak_ptr<HttpCall>> m_calls;
+    std::map<std::uint64_t, std::weak_ptr<detail::HttpExchange>> m_calls;
     std::uint64_t m_next_call = 0;
     bool m_stopped = false;
 };
@@ -423,7 +279,7 @@ public:
               std::function<void(Result<PingReply>)> done) override {
         // A stopped minion answers `false` only after timeout + gather_job_timeout (10 s by
         // default), so the HTTP deadline is Salt's timeout plus the configured request timeout.
-        m_core->api_call(http::verb::post, "/", detail::ping_lowstate(target, timeout),
+        m_core->api_call("POST", "/", detail::ping_lowstate(target, timeout),
                          timeout + m_core->options().request_timeout,
                          [done = std::move(done)](Result<HttpResponse> r) {
                              if (!r) return done(r.error());
@@ -468,7 +324,7 @@ public:
         if (job->follow_for.count() > 0) {
             // At the limit every minion still pending is given up at once, even with a poll in flight.
             job->give_up_timer = std::make_shared<net::steady_timer>(m_core->io(), job->follow_for);
-            job->give_up_timer->async_wait([this, id, weak](const beast::error_code& ec) {
+            job->give_up_timer->async_wait([this, id, weak](const error_code& ec) {
                 auto live = weak.lock();
                 if (ec || !live || m_stopped || live->pending.empty()) return;
                 std::string why = "no return within " + std::to_string(live->follow_for.count()) + " s";
@@ -477,7 +333,7 @@ public:
                 give_up(id, live, why);
             });
         }
-        m_core->api_call(http::verb::post, "/", detail::command_lowstate(request, "local_async"),
+        m_core->api_call("POST", "/", detail::command_lowstate(request, "local_async"),
                          m_core->options().request_timeout, [this, id, weak](Result<HttpResponse> r) {
                              auto live = weak.lock();
                              if (!live || m_stopped) return;
@@ -557,7 +413,7 @@ private:
     void schedule_follow(TransportJob id, const std::shared_ptr<FollowedJob>& job, std::chrono::milliseconds interval) {
         job->timer->expires_after(interval);
         std::weak_ptr<FollowedJob> weak = job;
-        job->timer->async_wait([this, id, weak, interval](const beast::error_code& ec) {
+        job->timer->async_wait([this, id, weak, interval](const error_code& ec) {
             auto live = weak.lock();
             if (ec || !live || m_stopped) return;
             follow(id, live, interval);
@@ -566,7 +422,7 @@ private:
 
     void follow(TransportJob id, const std::shared_ptr<FollowedJob>& job, std::chrono::milliseconds interval) {
         std::weak_ptr<FollowedJob> weak = job;
-        m_core->api_call(http::verb::get, "/jobs/" + job->jid, "", m_core->options().request_timeout,
+        m_core->api_call("GET", "/jobs/" + job->jid, "", m_core->options().request_timeout,
                          [this, id, weak, interval](Result<HttpResponse> r) {
                              auto live = weak.lock();
                              if (!live || m_stopped || live->pending.empty()) return;
@@ -600,7 +456,7 @@ private:
         post_signal(targets, jid, "saltutil.term_job", {});
         auto timer = std::make_shared<net::steady_timer>(m_core->io(), grace);
         std::weak_ptr<FollowedJob> weak = job;
-        timer->async_wait([this, id, weak, targets, jid, timer](const beast::error_code& ec) {
+        timer->async_wait([this, id, weak, targets, jid, timer](const error_code& ec) {
             auto live = weak.lock();
             if (ec || !live || m_stopped || live->pending.empty()) return;
             post_signal(targets, jid, "saltutil.kill_job", [this, id, weak, targets, jid] {
@@ -616,7 +472,7 @@ private:
 
     void post_signal(const std::vector<std::string>& minions, const std::string& jid, const std::string& fun,
                      std::function<void()> after) {
-        m_core->api_call(http::verb::post, "/", detail::signal_job_lowstate(minions, jid, fun),
+        m_core->api_call("POST", "/", detail::signal_job_lowstate(minions, jid, fun),
                          m_core->options().request_timeout,
                          [jid, fun, after = std::move(after)](Result<HttpResponse> r) {
                              if (!r) spdlog::warn("{} of job {}: {}", fun, jid, r.error().message);
@@ -658,7 +514,7 @@ private:
 
     void submit(TransportJob id, const std::shared_ptr<Job>& job, const std::string& minion) {
         std::weak_ptr<Job> weak = job;
-        m_core->api_call(http::verb::post, "/", detail::run_all_lowstate(job->request, minion, "local_async"),
+        m_core->api_call("POST", "/", detail::run_all_lowstate(job->request, minion, "local_async"),
                          m_core->options().request_timeout, [this, id, weak, minion](Result<HttpResponse> r) {
                              auto live = weak.lock();
                              if (!live || m_stopped) return;
@@ -684,7 +540,7 @@ private:
         if (!timer) timer = std::make_shared<net::steady_timer>(m_core->io());
         timer->expires_after(k_poll_interval);
         std::weak_ptr<Job> weak = job;
-        timer->async_wait([this, id, weak, minion](const beast::error_code& ec) {
+        timer->async_wait([this, id, weak, minion](const error_code& ec) {
             auto live = weak.lock();
             if (ec || !live || m_stopped) return;
             poll(id, live, minion);
@@ -694,7 +550,7 @@ private:
     void poll(TransportJob id, const std::shared_ptr<Job>& job, const std::string& minion) {
         const std::string jid = job->jids[minion];
         std::weak_ptr<Job> weak = job;
-        m_core->api_call(http::verb::get, "/jobs/" + jid, "", m_core->options().request_timeout,
+        m_core->api_call("GET", "/jobs/" + jid, "", m_core->options().request_timeout,
                          [this, id, weak, minion, jid](Result<HttpResponse> r) {
                              auto live = weak.lock();
                              if (!live || m_stopped || live->pending.count(minion) == 0) return;
@@ -729,7 +585,7 @@ private:
         send_signal_job(minion, jid, "saltutil.term_job");
         auto timer = std::make_shared<net::steady_timer>(m_core->io(), grace);
         std::weak_ptr<Job> weak = job;
-        timer->async_wait([this, weak, minion, jid, timer](const beast::error_code& ec) {
+        timer->async_wait([this, weak, minion, jid, timer](const error_code& ec) {
             auto live = weak.lock();
             if (ec || !live || m_stopped || live->pending.count(minion) == 0) return;
             send_signal_job(minion, jid, "saltutil.kill_job");
@@ -738,7 +594,7 @@ private:
 
     void send_signal_job(const std::string& minion, const std::string& jid, const std::string& fun) {
         std::string body = detail::signal_job_lowstate({minion}, jid, fun);
-        m_core->api_call(http::verb::post, "/", std::move(body), m_core->options().request_timeout,
+        m_core->api_call("POST", "/", std::move(body), m_core->options().request_timeout,
                          [minion, jid, fun](Result<HttpResponse> r) {
                              if (!r) spdlog::warn("{} of job {} on {}: {}", fun, jid, minion, r.error().message);
                          });
