@@ -1,7 +1,7 @@
 // metrics.hpp: Prometheus text exposition and the run observer's counters.
 #include <doctest/doctest.h>
 
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 
 using namespace saltpeter;
 

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 #include "outlets/search_sink.hpp"
 
 using namespace saltpeter;

@@ -38,6 +38,9 @@ struct LogRecord {
 /// left out when it is zero.
 std::string python_datetime(SysMicros t);
 
+/// ISO 8601 with the zone offset: python_datetime with "T" between date and time.
+std::string iso_datetime(SysMicros t);
+
 /// Each line holding '\r' becomes its last non-empty '\r'-separated segment (PROTOCOL.md 4.2).
 std::string process_carriage_returns(std::string_view text);
 

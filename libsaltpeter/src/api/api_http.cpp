@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 #include "api/api_server_impl.hpp"
 #include "api/ui_protocol.hpp"
 #include "runs/run_history.hpp"

@@ -193,13 +193,6 @@ std::size_t byte_offset_of_utf16(std::string_view s, std::size_t units) noexcept
     return i;
 }
 
-std::string iso_datetime(SysMicros t) {
-    std::string s = python_datetime(t);
-    const auto space = s.find(' ');
-    if (space != std::string::npos) s[space] = 'T';
-    return s;
-}
-
 const RunRecord* latest_run(const std::map<std::string, RunRecord>& runs, const std::string& job) {
     const RunRecord* best = nullptr;
     for (const auto& [instance, run] : runs) {

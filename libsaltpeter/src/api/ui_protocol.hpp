@@ -43,8 +43,7 @@ std::size_t utf16_length(std::string_view utf8) noexcept;
 /// middle of a character).
 std::size_t byte_offset_of_utf16(std::string_view utf8, std::size_t units) noexcept;
 
-/// Python's datetime.isoformat() of a UTC time: "2026-11-28T04:43:53.123456+00:00".
-std::string iso_datetime(SysMicros t);
+using saltpeter::iso_datetime;  // job_log.hpp
 
 /// The run of `job` that started last (the one the UI's state[job] describes), or null.
 const RunRecord* latest_run(const std::map<std::string, RunRecord>& runs, const std::string& job);

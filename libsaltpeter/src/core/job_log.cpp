@@ -98,4 +98,11 @@ std::string format_log_record(const LogRecord& r) {
            " from " + r.instance + " at " + time + " #########\n";
 }
 
+std::string iso_datetime(SysMicros t) {
+    std::string s = python_datetime(t);
+    const auto space = s.find(' ');
+    if (space != std::string::npos) s[space] = 'T';
+    return s;
+}
+
 }  // namespace saltpeter

@@ -7,7 +7,6 @@
 
 #include <stdexcept>
 
-#include "runs/machine_hub.hpp"
 
 namespace saltpeter {
 namespace detail {

@@ -1,5 +1,5 @@
 #pragma once
-// Private helpers behind wrapper_token() (machine_hub.hpp): HMAC-SHA256 and a constant-time
+// wrapper_token() and the helpers behind it: HMAC-SHA256 and a constant-time
 // comparison, kept out of machine_hub.cpp so that OpenSSL and websocketpp share no TU and the
 // unit tests can check them against RFC 4231 without a socket.
 
@@ -17,3 +17,11 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 
 }  // namespace saltpeter::detail
+
+namespace saltpeter {
+
+/// The per-target token spd hands to a wrapper as SP_TOKEN: hex(HMAC-SHA256(secret,
+/// instance + "\n" + machine)), 64 lowercase hex digits (PROTOCOL.md 5.5).
+std::string wrapper_token(const std::string& secret, const std::string& instance, const std::string& machine);
+
+}  // namespace saltpeter

@@ -17,7 +17,6 @@
 #include "core/utf8_decoder.hpp"
 #include "net/http_client.hpp"
 #include "saltpeter/exit_code_mapper.hpp"
-#include "api/ui_protocol.hpp"
 #include "saltpeter/version.hpp"
 
 namespace saltpeter {
@@ -125,10 +124,10 @@ std::string run_payload(NotifyEvent event, const RunRecord& run, const PayloadCo
     Json j = base_document(event, run.job, run.group);
     j["instance"] = run.instance;
     j["trigger"] = std::string(to_string(run.trigger));
-    j["scheduled"] = run.scheduled ? Json(ui::iso_datetime(std::chrono::time_point_cast<std::chrono::microseconds>(*run.scheduled)))
+    j["scheduled"] = run.scheduled ? Json(iso_datetime(std::chrono::time_point_cast<std::chrono::microseconds>(*run.scheduled)))
                                    : Json(nullptr);
-    j["started"] = ui::iso_datetime(run.started);
-    j["ended"] = run.ended ? Json(ui::iso_datetime(*run.ended)) : Json(nullptr);
+    j["started"] = iso_datetime(run.started);
+    j["ended"] = run.ended ? Json(iso_datetime(*run.ended)) : Json(nullptr);
     const bool success = run.success();
     j["status"] = success ? "success" : run.kill_requested ? "killed" : "failure";
     j["success"] = success;
@@ -163,7 +162,7 @@ std::string run_payload(NotifyEvent event, const RunRecord& run, const PayloadCo
 
 std::string missed_payload(const MissedFire& missed, const PayloadContext& context) {
     Json j = base_document(NotifyEvent::missed, missed.job, missed.group);
-    j["scheduled"] = ui::iso_datetime(std::chrono::time_point_cast<std::chrono::microseconds>(missed.scheduled));
+    j["scheduled"] = iso_datetime(std::chrono::time_point_cast<std::chrono::microseconds>(missed.scheduled));
     j["missed"] = missed.count;
     j["catch_up"] = missed.catch_up;
     j["reason"] = missed.reason;

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "saltpeter/config.hpp"
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 #include "saltpeter/result.hpp"
 #include "saltpeter/runs.hpp"
 #include "saltpeter/time.hpp"

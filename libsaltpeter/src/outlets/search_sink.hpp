@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "saltpeter/job_log.hpp"
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 #include "saltpeter/result.hpp"
 #include "saltpeter/runs.hpp"
 

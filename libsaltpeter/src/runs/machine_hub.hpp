@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/protocol.hpp"
+#include "core/token.hpp"
 #include "saltpeter/result.hpp"
 #include "saltpeter/runs.hpp"
 
@@ -78,10 +79,6 @@ struct HubStats {
     std::uint64_t peers_closed = 0;       ///< sockets the hub closed: bad token, oversized frame, stuck peer
     std::uint64_t warnings_logged = 0;    ///< problem reports (each kind once per socket)
 };
-
-/// The per-target token spd hands to a wrapper as SP_TOKEN: hex(HMAC-SHA256(secret,
-/// instance + "\n" + machine)), 64 lowercase hex digits (PROTOCOL.md 5.5).
-std::string wrapper_token(const std::string& secret, const std::string& instance, const std::string& machine);
 
 class MachineHub {
 public:

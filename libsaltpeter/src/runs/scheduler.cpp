@@ -8,7 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 #include "core/dispatch_policy.hpp"
 #include "runs/fire_time_store.hpp"
 #include "saltpeter/schedule.hpp"

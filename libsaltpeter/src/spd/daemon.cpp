@@ -11,7 +11,7 @@
 #include <filesystem>
 
 #include "api/api_server.hpp"
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 #include "host/config_watcher.hpp"
 #include "outlets/observers.hpp"
 #include "outlets/notifier.hpp"

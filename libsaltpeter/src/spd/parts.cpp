@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "api/metrics.hpp"
+#include "core/metrics.hpp"
 #include "outlets/notifier.hpp"
 #include "runs/dispatcher.hpp"
 #include "outlets/search_sink.hpp"
@@ -289,6 +289,40 @@ Result<ApiServerOptions> api_options(const Settings& s) {
     api.tls_key = s.tls_key;
     api.cors_origins = s.cors_origins;
     return api;
+}
+
+void add_daemon_collectors(Metrics& metrics, std::function<HubStats()> hub, const RunTracker& tracker,
+                           const RunStore* store, const Config& config) {
+    metrics.add_collector([hub = std::move(hub), &tracker, store, &config](Metrics& m) {
+        const HubStats stats = hub();
+        m.describe("saltpeter_wrappers_connected", "gauge", "Wrapper WebSocket connections open");
+        m.set("saltpeter_wrappers_connected", {}, static_cast<double>(stats.connections_open));
+        m.describe("saltpeter_frames_received_total", "counter", "Wrapper frames received");
+        m.set("saltpeter_frames_received_total", {}, static_cast<double>(stats.frames_received));
+        m.describe("saltpeter_bytes_received_total", "counter", "Wrapper frame bytes received");
+        m.set("saltpeter_bytes_received_total", {}, static_cast<double>(stats.bytes_received));
+        m.describe("saltpeter_frames_rejected_total", "counter", "Wrapper frames rejected (malformed, unauthorised, unknown)");
+        m.set("saltpeter_frames_rejected_total", {}, static_cast<double>(stats.frames_rejected));
+        m.describe("saltpeter_targets_running", "gauge", "Targets of runs that have not ended, by job");
+        m.clear("saltpeter_targets_running");
+        std::map<std::string, std::size_t> running;
+        for (const Job& job : config.jobs) running[job.name] = 0;
+        for (const auto& [instance, run] : tracker.runs()) {
+            if (run.finished()) continue;
+            for (const auto& [machine, t] : run.targets) running[run.job] += t.state != TargetState::finished ? 1 : 0;
+        }
+        for (const auto& [job, n] : running) m.set("saltpeter_targets_running", {{"job", job}}, static_cast<double>(n));
+        m.describe("saltpeter_scheduler_lag_seconds", "histogram", "Delay between a scheduled fire time and the firing");
+        m.describe("saltpeter_store_write_errors_total", "counter",
+                   "State database writes that failed (each is retried; nothing unstored is acknowledged)");
+        m.set("saltpeter_store_write_errors_total", {}, static_cast<double>(tracker.store_write_errors()));
+        if (store != nullptr) {
+            m.describe("saltpeter_store_queued_bytes", "gauge", "Output bytes waiting to be committed to the state database");
+            m.set("saltpeter_store_queued_bytes", {}, static_cast<double>(store->queued_bytes()));
+        }
+        m.describe("saltpeter_jobs", "gauge", "Jobs in the configuration");
+        m.set("saltpeter_jobs", {}, static_cast<double>(config.jobs.size()));
+    });
 }
 
 }  // namespace saltpeter

@@ -68,4 +68,10 @@ std::unique_ptr<Notifier> make_notifier(RunStore& store, const Config& config, M
 /// API listens on 127.0.0.1 only, whatever api_ws_bind_addr says.
 Result<ApiServerOptions> api_options(const Settings& settings);
 
+/// Collectors for the series whose state spd's parts own: wrapper connections and frames (from
+/// `hub`), targets running by job (tracker), store write errors and queued bytes (null store:
+/// left out) and jobs in the configuration. Every part must outlive `metrics`' collect().
+void add_daemon_collectors(Metrics& metrics, std::function<HubStats()> hub, const RunTracker& tracker,
+                           const RunStore* store, const Config& config);
+
 }  // namespace saltpeter

@@ -11,7 +11,6 @@
 #include <utility>
 #include <vector>
 
-#include "saltpeter/config.hpp"
 #include "saltpeter/runs.hpp"
 
 namespace saltpeter {
@@ -67,15 +66,5 @@ std::string render_labels(const MetricLabels& labels);
 /// A RunObserver that counts runs started/finished by job, target results by job and exit code,
 /// and heartbeats lost (spd's 253 verdicts) into `metrics`. The registry must outlive it.
 std::unique_ptr<RunObserver> make_metrics_observer(Metrics& metrics);
-
-struct HubStats;
-class RunStore;
-class RunTracker;
-
-/// Collectors for the series whose state spd's parts own: wrapper connections and frames (from
-/// `hub`), targets running by job (tracker), store write errors and queued bytes (null store:
-/// left out) and jobs in the configuration. Every part must outlive `metrics`' collect().
-void add_daemon_collectors(Metrics& metrics, std::function<HubStats()> hub, const RunTracker& tracker,
-                           const RunStore* store, const Config& config);
 
 }  // namespace saltpeter
