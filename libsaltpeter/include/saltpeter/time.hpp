@@ -45,6 +45,8 @@ bool is_leap_year(int year) noexcept;
 unsigned days_in_month(int year, unsigned month) noexcept;
 
 CivilTime to_civil(LocalSeconds t) noexcept;
+/// Seconds since the Unix epoch as a float (the UI's serials, lag figures, token expiry).
+double unix_seconds(std::chrono::system_clock::time_point t) noexcept;
 LocalSeconds from_civil(const CivilTime& c) noexcept;
 
 }  // namespace saltpeter

@@ -39,7 +39,7 @@ std::string url_decode(std::string_view s) {
 
 // The original's timeline serial: the Unix time as a float.
 double unix_seconds_now() {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return unix_seconds(std::chrono::system_clock::now());
 }
 
 

@@ -60,4 +60,8 @@ LocalSeconds from_civil(const CivilTime& c) noexcept {
     return LocalSeconds{std::chrono::seconds{s}};
 }
 
+double unix_seconds(std::chrono::system_clock::time_point t) noexcept {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 }  // namespace saltpeter

@@ -458,7 +458,6 @@ void RunTracker::maybe_finish_run(RunRecord& run) {
     m_observer.on_log(run.job, record);
     m_observer.on_run_finished(run);
     spdlog::info("[{}] run finished: {}", run.instance, record.out);
-    if (m_on_finished) m_on_finished(run);
     evict_old_runs(run.job);
 }
 

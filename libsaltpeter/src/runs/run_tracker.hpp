@@ -57,8 +57,6 @@ public:
     void restore(const StoredRun& run, const RunSpec& spec);
     /// Store writes that failed (each is retried until it succeeds); for /metrics.
     std::uint64_t store_write_errors() const noexcept;
-    /// Called once per finished run (and again if a late wrapper reopened and finished it).
-    void set_on_run_finished(std::function<void(const RunRecord&)> callback) { m_on_finished = std::move(callback); }
 
     /// Opens a run and writes its `start` record. The instance must be new.
     const RunRecord& open(const RunSpec& spec);
@@ -123,7 +121,6 @@ private:
     TrackerOptions m_options;
     RunObserver& m_observer;
     MachineHub* m_hub = nullptr;
-    std::function<void(const RunRecord&)> m_on_finished;
     std::map<std::string, RunRecord> m_runs;
     std::map<std::string, RunSpec> m_specs;
     std::map<std::string, JobStatus> m_status;

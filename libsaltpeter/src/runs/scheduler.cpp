@@ -21,8 +21,6 @@ namespace {
 constexpr std::chrono::seconds k_max_sleep{60};
 
 SysSeconds wall_now() { return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now()); }
-
-double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
 struct Scheduler::Impl {
@@ -103,7 +101,7 @@ struct Scheduler::Impl {
     Result<std::string> start(const std::string& job, Trigger trigger, SysSeconds scheduled) {
         if (metrics != nullptr)
             metrics->observe("saltpeter_scheduler_lag_seconds",
-                             unix_now() - static_cast<double>(scheduled.time_since_epoch().count()),
+                             unix_seconds(std::chrono::system_clock::now()) - static_cast<double>(scheduled.time_since_epoch().count()),
                              {0.01, 0.05, 0.1, 0.5, 1, 5, 30});
         return fire(job, trigger, scheduled);
     }

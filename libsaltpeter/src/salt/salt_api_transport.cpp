@@ -17,6 +17,7 @@
 #include "net/http_client.hpp"
 #include "salt/salt_api_json.hpp"
 #include "saltpeter/salt_transport.hpp"
+#include "saltpeter/time.hpp"
 
 namespace saltpeter {
 
@@ -169,7 +170,7 @@ private:
     bool token_valid() const {
         if (m_token.empty()) return false;
         if (m_token_expire <= 0) return true;
-        const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        const double now = unix_seconds(std::chrono::system_clock::now());
         return now < m_token_expire - k_token_margin_s;
     }
 

@@ -27,7 +27,7 @@
 namespace saltpeter {
 
 namespace {
-double unix_now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+double unix_now() { return unix_seconds(std::chrono::system_clock::now()); }
 
 void report_problems(const LoadResult& loaded) {
     for (const auto& p : loaded.problems) {
